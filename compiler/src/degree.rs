@@ -162,10 +162,42 @@ pub enum Structure {
     Whole,
     /// Σᵢ of per-column terms.
     Parallel,
-    /// Couples columns; the span is the operation that does.
-    Coupled(Span),
+    /// Couples columns: where, and how.
+    Coupled(Span, Coupling),
     /// Unknown (an error upstream).
     Unknown,
+}
+
+/// How a regularizer couples the columns of the factors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Coupling {
+    /// A norm that is not separable over columns (named when it is an atom), applied to a
+    /// whole factor.
+    WholeNorm(Option<&'static str>),
+    /// A product of two sums over the columns (or of a column and a sum).
+    Product,
+    /// A power of a sum over the columns.
+    Power,
+    /// One fixed column (`U[:, 0]`).
+    FixedColumn,
+    /// A sum or operation mixing per-column terms with whole factors.
+    Mixed,
+}
+
+impl Coupling {
+    /// What couples the columns, for the label of `hfc::reg::not_parallel`.
+    pub fn describe(self) -> String {
+        match self {
+            Coupling::WholeNorm(Some(name)) => {
+                format!("`{name}` of a whole factor mixes its columns")
+            }
+            Coupling::WholeNorm(None) => "this norm of a whole factor mixes its columns".into(),
+            Coupling::Product => "a product of sums over the columns".into(),
+            Coupling::Power => "a power of a sum over the columns".into(),
+            Coupling::FixedColumn => "this picks one fixed column".into(),
+            Coupling::Mixed => "this mixes per-column terms with whole factors".into(),
+        }
+    }
 }
 
 /// Curvature, tracked for `norm` definitions.
@@ -354,13 +386,21 @@ fn check_model(
     // Parallel structure.
     out.parallel = true;
     match fact.structure {
-        Structure::Coupled(span) => {
+        Structure::Coupled(span, coupling) => {
             out.parallel = false;
-            let why = walker.coupling_reason(span);
-            let suggestion = out
-                .map
-                .as_ref()
-                .map(|m| suggest_product(program, model, shapes.size_index[index], m, reg.expr));
+            let why = coupling.describe();
+            let size = shapes.size_index[index];
+            let suggestion = match coupling {
+                Coupling::WholeNorm(_) | Coupling::Product => {
+                    suggest_columns(program, model, size, reg.expr)
+                }
+                _ => None,
+            }
+            .or_else(|| {
+                out.map
+                    .as_ref()
+                    .map(|m| suggest_product(program, model, size, m, reg.expr))
+            });
             walker
                 .diags
                 .push(diag::not_parallel(model.file, span, &why, suggestion));
@@ -380,7 +420,7 @@ fn check_model(
         (reg_degree, map, Some(map_total), Some(map_span)) => {
             let verdict = compare(model, reg_degree, map.as_ref(), map_total);
             if let Some(message) = verdict {
-                let kind = mismatch_kind(program, reg.expr, reg_degree);
+                let kind = mismatch_kind(program, reg.expr, reg_degree, map_total);
                 let suggestion = match map {
                     Some(m) => {
                         suggest_product(program, model, shapes.size_index[index], m, reg.expr)
@@ -458,7 +498,7 @@ fn compare(
     }
 }
 
-fn mismatch_kind(program: &Program, reg: ExprId, degree: &Degree) -> MismatchKind {
+fn mismatch_kind(program: &Program, reg: ExprId, degree: &Degree, map_total: u32) -> MismatchKind {
     if let Some(Callee::Atom(atom)) = leading_call(program, reg)
         && atom.degree == DegreeLaw::TwiceMap
     {
@@ -469,7 +509,8 @@ fn mismatch_kind(program: &Program, reg: ExprId, degree: &Degree) -> MismatchKin
         && terms.iter().all(|t| {
             t.0.len() == 1 && t.total() == 2 && matches!(t.0.keys().next(), Some(Var::Factor(_)))
         });
-    if weight_decay && degree.total() == Some(2) {
+    // Weight decay is the diagnosis when its degree 2 is the problem, not which factor.
+    if weight_decay && degree.total() == Some(2) && map_total != 2 {
         MismatchKind::WeightDecay
     } else {
         MismatchKind::General
@@ -526,7 +567,9 @@ fn suggest_product(
     map: &MultiDegree,
     reg: ExprId,
 ) -> String {
-    let coefficient = leading_constant(program, model, reg).unwrap_or_else(|| "lambda".into());
+    let coefficient = leading_constant(program, model, reg)
+        .map(|c| format!("{c} * "))
+        .unwrap_or_default();
     let index = "i";
     let factors: Vec<String> = map
         .0
@@ -553,7 +596,34 @@ fn suggest_product(
             }
         })
         .collect();
-    format!("{coefficient} * sum({index}) {}", factors.join(" * "))
+    format!("{coefficient}sum({index}) {}", factors.join(" * "))
+}
+
+/// The regularizer rewritten per column: `lambda * norm1(U) * norm1(V)` becomes
+/// `lambda * sum(i) norm1(U[:, i]) * norm1(V[:, i])`.
+fn suggest_columns(
+    program: &Program,
+    model: &Model,
+    size: Option<crate::hir::DimId>,
+    reg: ExprId,
+) -> Option<String> {
+    let size = size?;
+    let (constant, body) = match &program.exprs[reg] {
+        Expr::Binary {
+            op: BinaryOp::Mul,
+            lhs,
+            rhs,
+            ..
+        } if program.const_value(model, *lhs).is_some() => {
+            (leading_constant(program, model, reg), *rhs)
+        }
+        _ => (None, reg),
+    };
+    let body = crate::math::source(program, model, body, Some((size, "i")));
+    Some(match constant {
+        Some(c) => format!("{c} * sum(i) {body}"),
+        None => format!("sum(i) {body}"),
+    })
 }
 
 /// The constant multiplying the whole regularizer, as written (`lambda`, `1e-3`).
@@ -663,7 +733,9 @@ impl Walker<'_> {
                 let fixed = items.iter().any(|i| matches!(i.kind, IndexKind::Fixed(_)));
                 let structure = match (f.structure, var) {
                     (Structure::Whole, Some(v)) => Structure::Column(v),
-                    (Structure::Whole, None) if fixed => Structure::Coupled(span),
+                    (Structure::Whole, None) if fixed => {
+                        Structure::Coupled(span, Coupling::FixedColumn)
+                    }
                     (s, _) => s,
                 };
                 Fact { structure, ..f }
@@ -674,8 +746,8 @@ impl Walker<'_> {
                     Structure::Column(v) if v == *var => Structure::Parallel,
                     Structure::Scalar => Structure::Parallel,
                     Structure::Unknown => Structure::Unknown,
-                    Structure::Coupled(s) => Structure::Coupled(s),
-                    _ => Structure::Coupled(span),
+                    Structure::Coupled(s, c) => Structure::Coupled(s, c),
+                    _ => Structure::Coupled(span, Coupling::Mixed),
                 };
                 Fact { structure, ..f }
             }
@@ -780,7 +852,9 @@ impl Walker<'_> {
                 };
                 let sign = if k % 2 == 0 { Sign::Nonneg } else { a.sign };
                 let structure = match a.structure {
-                    Structure::Parallel | Structure::Whole if k > 1 => Structure::Coupled(span),
+                    Structure::Parallel | Structure::Whole if k > 1 => {
+                        Structure::Coupled(span, Coupling::Power)
+                    }
                     s => s,
                 };
                 Fact {
@@ -926,7 +1000,7 @@ impl Walker<'_> {
             _ if atom.shape == catalog::ShapeLaw::Reduce
                 || atom.shape == catalog::ShapeLaw::SquareReduce =>
             {
-                reduce_structure(input_structure, atom.separable, span)
+                reduce_structure(input_structure, atom.separable, Some(atom.name), span)
             }
             _ => input_structure,
         };
@@ -983,7 +1057,7 @@ impl Walker<'_> {
         Fact {
             degree,
             sign: Sign::Nonneg,
-            structure: reduce_structure(input.structure, separable, span),
+            structure: reduce_structure(input.structure, separable, None, span),
             curvature: if input.curvature == Curvature::Affine {
                 Curvature::Convex
             } else {
@@ -1039,27 +1113,6 @@ impl Walker<'_> {
             _ => (span, "may be negative".into()),
         }
     }
-
-    fn coupling_reason(&self, span: Span) -> String {
-        // Find the expression at `span` to say what couples the columns.
-        let program = self.program;
-        let found = program
-            .locs
-            .iter()
-            .find(|(_, loc)| loc.span == span && loc.file == self.file)
-            .map(|(id, _)| &program.exprs[id]);
-        match found {
-            Some(Expr::Call {
-                callee: Callee::Atom(atom),
-                ..
-            }) => format!("`{}` of a whole factor mixes its columns", atom.name),
-            Some(Expr::Call { .. }) => "this norm of a whole factor mixes its columns".into(),
-            Some(Expr::Binary { .. }) => "this product multiplies sums over the columns".into(),
-            Some(Expr::Index { .. }) => "this picks one fixed column".into(),
-            Some(Expr::Sum { .. }) => "this sum's terms do not each depend on column i only".into(),
-            _ => "this mixes the columns".into(),
-        }
-    }
 }
 
 fn scale_curvature(c: Curvature, by: Sign) -> Curvature {
@@ -1089,10 +1142,15 @@ fn product_degree(a: &Degree, b: &Degree) -> Degree {
 }
 
 /// A reduction (norm, cone, user norm) of an input with structure `s`.
-fn reduce_structure(s: Structure, separable: bool, span: Span) -> Structure {
+fn reduce_structure(
+    s: Structure,
+    separable: bool,
+    name: Option<&'static str>,
+    span: Span,
+) -> Structure {
     match s {
         Structure::Whole if separable => Structure::Parallel,
-        Structure::Whole => Structure::Coupled(span),
+        Structure::Whole => Structure::Coupled(span, Coupling::WholeNorm(name)),
         other => other,
     }
 }
@@ -1101,12 +1159,12 @@ fn add_structure(a: Structure, b: Structure, op_span: Span) -> Structure {
     use Structure::*;
     match (a, b) {
         (Unknown, _) | (_, Unknown) => Unknown,
-        (Coupled(s), _) | (_, Coupled(s)) => Coupled(s),
+        (Coupled(s, c), _) | (_, Coupled(s, c)) => Coupled(s, c),
         (Scalar, x) | (x, Scalar) => x,
         (Parallel, Parallel) => Parallel,
         (Column(i), Column(j)) if i == j => Column(i),
         (Whole, Whole) => Whole,
-        _ => Coupled(op_span),
+        _ => Coupled(op_span, Coupling::Mixed),
     }
 }
 
@@ -1114,12 +1172,13 @@ fn mul_structure(a: Structure, b: Structure, op_span: Span) -> Structure {
     use Structure::*;
     match (a, b) {
         (Unknown, _) | (_, Unknown) => Unknown,
-        (Coupled(s), _) | (_, Coupled(s)) => Coupled(s),
+        (Coupled(s, c), _) | (_, Coupled(s, c)) => Coupled(s, c),
         (Scalar, x) | (x, Scalar) => x,
         (Column(i), Column(j)) if i == j => Column(i),
         // Products of whole factors are maps (U * V'); they only matter under a reduction.
         (Whole, Whole) => Whole,
-        _ => Coupled(op_span),
+        (Parallel | Column(_), Parallel | Column(_)) => Coupled(op_span, Coupling::Product),
+        _ => Coupled(op_span, Coupling::Mixed),
     }
 }
 

@@ -223,18 +223,22 @@ fn phi_single(model: &ir::Model) -> String {
 fn theta_text(model: &ir::Model) -> String {
     match &model.reg.form {
         RegForm::None => String::new(),
-        RegForm::Dropout { p, .. } => {
+        RegForm::Dropout { p, adaptive } => {
             let squares: Vec<String> = model
                 .map
                 .factor_order()
                 .iter()
                 .map(|&k| format!("‖{}‖₂²", crate::math::column_name(&model.factors[k].name)))
                 .collect();
+            let rate = if *adaptive {
+                "r·p/(1 − p)"
+            } else {
+                "p/(1 − p)"
+            };
             format!(
-                "{}/(1 − {})·{}",
-                catalog::format_number(*p),
-                catalog::format_number(*p),
-                squares.join(" ")
+                "{rate}·{} with p = {}",
+                squares.join(" "),
+                catalog::format_number(*p)
             )
         }
         _ => model.reg.theta_single.clone(),
@@ -251,6 +255,8 @@ fn gauge_math(model: &ir::Model, g: &FactorGauge) -> String {
             let t = atom.math.replace("{}", &col);
             if w.value == 1.0 && w.math.is_empty() || w.math == "1" {
                 t
+            } else if t.starts_with(char::is_alphabetic) {
+                format!("{}·{t}", w.math)
             } else {
                 format!("{}{t}", w.math)
             }
@@ -322,9 +328,8 @@ fn closed_or_variational(
 /// power method (tensors) or pattern search (ReLU networks), all heuristic.
 fn variational(model: &ir::Model, out: &mut InducedProblem) {
     out.omega = Some(format!(
-        "inf {{ Σᵢ θ(wᵢ) : {} = Σᵢ φ(wᵢ) }}, with θ(w) = {}",
-        convex_var(model),
-        out.theta
+        "inf {{ Σᵢ θ(wᵢ) : {} = Σᵢ φ(wᵢ) }}",
+        convex_var(model)
     ));
     out.omega_name = None;
     let constraint = match &model.reg.form {
@@ -351,14 +356,14 @@ fn variational(model: &ir::Model, out: &mut InducedProblem) {
 
 fn adaptive_dropout(model: &ir::Model, p: f64, out: &mut InducedProblem) {
     let lambda1 = p / (1.0 - p);
-    out.omega = Some(format!("{}‖X‖_*²", catalog::format_number(lambda1)));
+    out.omega = Some(format!("λ₁‖{}‖_*²", convex_var(model)));
     out.omega_name = Some(format!(
-        "squared nuclear norm (the convex envelope), λ₁ = p/(1 − p) = {}",
+        "squared nuclear norm, the convex envelope; λ₁ = p/(1 − p) = {}",
         catalog::format_number(lambda1)
     ));
     let squared_loss = model.loss.kind.name == "squared" && !model.loss.observed;
     if squared_loss && matches!(model.map, Map::Matrix { .. }) {
-        out.polar = Some("none needed: the optimum is Y's singular values thresholded".into());
+        // No polar problem: the global optimum has a closed form to compare with.
         set_oracle(model, PolarOracle::ClosedForm, Exactness::Exact, out);
     } else {
         out.polar =

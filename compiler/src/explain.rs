@@ -63,7 +63,8 @@ pub fn to_text(report: &ModelReport) -> Option<String> {
             .map(|d| format!("degree {d}"))
             .unwrap_or_else(|| "degree adapts to the size".into());
         // A regularizer without `sum(i)` (weight decay) is shown whole: Θ(W).
-        let lhs = if args.is_empty() || !ir.reg.per_column {
+        let per_column = ir.reg.per_column || matches!(ir.reg.form, RegForm::Dropout { .. });
+        let lhs = if args.is_empty() || !per_column {
             "Θ(W)".to_string()
         } else {
             format!("θ({args})")
@@ -142,7 +143,7 @@ fn loss_text(ir: &ir::Model, var: &str) -> String {
     let params = if params.is_empty() {
         String::new()
     } else {
-        format!(" ({})", params.join(", "))
+        format!("({})", params.join(", "))
     };
     let y = &ir.data[ir.loss.target].name;
     // The catalog writes ℓ(Y, X); here Y is the fitted data and X the model's output.

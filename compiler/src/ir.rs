@@ -694,7 +694,7 @@ fn gauge_terms(
     expr: ExprId,
     var: Option<hir::VarId>,
     weight: Weight,
-    norm_params: &[f64],
+    norm_params: &[Weight],
     out: &mut Vec<(Weight, &'static catalog::Atom)>,
 ) -> Option<Subject> {
     match &program.exprs[expr] {
@@ -714,13 +714,9 @@ fn gauge_terms(
             rhs,
             ..
         } => {
-            let (w_expr, rest) = match program.const_value_in(model, *lhs, norm_params) {
-                Some(_) => (*lhs, *rhs),
-                None => (*rhs, *lhs),
-            };
-            let w = Weight {
-                value: program.const_value_in(model, w_expr, norm_params)?,
-                math: math::render(program, model, w_expr, Columns::Indexed),
+            let (w, rest) = match weight_of(program, model, *lhs, norm_params) {
+                Some(w) => (w, *rhs),
+                None => (weight_of(program, model, *rhs, norm_params)?, *lhs),
             };
             gauge_terms(program, model, rest, var, weight.times(w), norm_params, out)
         }
@@ -736,9 +732,9 @@ fn gauge_terms(
                     Some(subject)
                 }
                 Callee::Norm(norm) => {
-                    let values: Vec<f64> = params
+                    let values: Vec<Weight> = params
                         .iter()
-                        .map(|&p| program.const_value_in(model, p, norm_params))
+                        .map(|&p| weight_of(program, model, p, norm_params))
                         .collect::<Option<_>>()?;
                     let body = program.norms[*norm].body;
                     match gauge_terms(program, model, body, None, weight, &values, out)? {
@@ -751,6 +747,23 @@ fn gauge_terms(
         }
         _ => None,
     }
+}
+
+/// A constant weight; inside a norm body, its parameters read as the caller's arguments.
+fn weight_of(
+    program: &Program,
+    model: &hir::Model,
+    expr: ExprId,
+    norm_params: &[Weight],
+) -> Option<Weight> {
+    if let Expr::NormParam(k) = program.exprs[expr] {
+        return norm_params.get(k as usize).cloned();
+    }
+    let values: Vec<f64> = norm_params.iter().map(|w| w.value).collect();
+    Some(Weight {
+        value: program.const_value_in(model, expr, &values)?,
+        math: math::render(program, model, expr, Columns::Indexed),
+    })
 }
 
 /// The factor whose column `expr` is (or, in a norm body, the argument).

@@ -233,3 +233,128 @@ impl Printer<'_> {
         format!("{base_text}[{}]", parts.join(", "))
     }
 }
+
+/// Renders `expr` back as `.hfm` source, for suggestions in diagnostics. With `columns`
+/// set to the size index and an index name, whole factors under a norm are written as
+/// their column (`norm2(U)` → `norm2(U[:, i])`).
+pub fn source(
+    program: &Program,
+    model: &Model,
+    expr: ExprId,
+    columns: Option<(crate::hir::DimId, &str)>,
+) -> String {
+    SourcePrinter {
+        program,
+        model,
+        columns,
+    }
+    .expr(expr, 0, false)
+}
+
+struct SourcePrinter<'a> {
+    program: &'a Program,
+    model: &'a Model,
+    columns: Option<(crate::hir::DimId, &'a str)>,
+}
+
+impl SourcePrinter<'_> {
+    fn expr(&self, expr: ExprId, min: u8, under_norm: bool) -> String {
+        let text = self.inner(expr, under_norm);
+        if precedence(&self.program.exprs[expr]) < min {
+            format!("({text})")
+        } else {
+            text
+        }
+    }
+
+    fn inner(&self, expr: ExprId, under_norm: bool) -> String {
+        let program = self.program;
+        match &program.exprs[expr] {
+            Expr::Number(v) => catalog::format_number(*v),
+            Expr::Param(p) => self.model.params[*p].name.clone(),
+            Expr::Data(d) => self.model.data[*d].name.clone(),
+            Expr::Factor(f) => {
+                let factor = &self.model.factors[*f];
+                match self.columns {
+                    Some((size, index)) if under_norm => {
+                        let axis = factor
+                            .shape
+                            .iter()
+                            .rposition(|u| u.dim == crate::hir::DimRef::Named(size))
+                            .unwrap_or(factor.shape.len().saturating_sub(1));
+                        let items: Vec<&str> = (0..factor.shape.len())
+                            .map(|k| if k == axis { index } else { ":" })
+                            .collect();
+                        format!("{}[{}]", factor.name, items.join(", "))
+                    }
+                    _ => factor.name.clone(),
+                }
+            }
+            Expr::Var(v) => self.model.vars[*v].name.clone(),
+            Expr::NormArg => "x".into(),
+            Expr::NormParam(k) => format!("p{k}"),
+            Expr::Missing => "?".into(),
+            Expr::Neg(e) => format!("-{}", self.expr(*e, 4, under_norm)),
+            Expr::Transpose(e) => format!("{}'", self.expr(*e, 6, under_norm)),
+            Expr::Sum { var, body } => format!(
+                "sum({}) {}",
+                self.model.vars[*var].name,
+                self.expr(*body, 2, under_norm)
+            ),
+            Expr::Index { base, items } => {
+                let parts: Vec<String> = items
+                    .iter()
+                    .map(|i| match i.kind {
+                        IndexKind::All => ":".into(),
+                        IndexKind::Var(v) => self.model.vars[v].name.clone(),
+                        IndexKind::Fixed(k) => k.to_string(),
+                    })
+                    .collect();
+                format!("{}[{}]", self.expr(*base, 6, false), parts.join(", "))
+            }
+            Expr::Binary { op, lhs, rhs, .. } => {
+                let (l, r) = match op {
+                    BinaryOp::Add | BinaryOp::Sub => (1, 2),
+                    BinaryOp::Mul | BinaryOp::Div => {
+                        let r = if matches!(program.exprs[*rhs], Expr::Sum { .. }) {
+                            2
+                        } else {
+                            4
+                        };
+                        (3, r)
+                    }
+                    BinaryOp::Pow => (6, 5),
+                };
+                let sep = match op {
+                    BinaryOp::Pow => "^".to_string(),
+                    other => format!(" {} ", other.symbol()),
+                };
+                format!(
+                    "{}{sep}{}",
+                    self.expr(*lhs, l, under_norm),
+                    self.expr(*rhs, r, under_norm)
+                )
+            }
+            Expr::Call {
+                callee,
+                inputs,
+                params,
+            } => {
+                let (name, reduces) = match callee {
+                    Callee::Atom(atom) => (
+                        atom.name.to_string(),
+                        atom.shape == catalog::ShapeLaw::Reduce,
+                    ),
+                    Callee::Norm(norm) => (program.norms[*norm].name.clone(), true),
+                };
+                let args: Vec<String> = inputs.iter().map(|&i| self.expr(i, 0, reduces)).collect();
+                let params: Vec<String> = params.iter().map(|&p| self.expr(p, 0, false)).collect();
+                match (args.is_empty(), params.is_empty()) {
+                    (_, true) => format!("{name}({})", args.join(", ")),
+                    (true, false) => format!("{name}({})", params.join(", ")),
+                    (false, false) => format!("{name}({}; {})", args.join(", "), params.join(", ")),
+                }
+            }
+        }
+    }
+}

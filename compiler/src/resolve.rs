@@ -273,16 +273,30 @@ impl Resolver<'_> {
                 _ => {}
             }
         }
-        self.finish_model(file, ast_model, cx)
+        let seen: Vec<&'static str> = firsts.keys().copied().collect();
+        self.finish_model(file, ast_model, cx, &seen)
     }
 
     /// Reports what is missing or unused once every statement is resolved.
-    fn finish_model(&mut self, file: FileId, ast_model: &ast::Model, cx: ModelCx) -> hir::Model {
+    fn finish_model(
+        &mut self,
+        file: FileId,
+        ast_model: &ast::Model,
+        cx: ModelCx,
+        seen: &[&str],
+    ) -> hir::Model {
+        // A statement that was written (even if it did not parse or resolve) is not missing.
+        // Nor is one whose keyword was misspelled (`fitt`).
         let broken = |kw: &str| {
-            ast_model
-                .recovered
-                .iter()
-                .any(|r| r.keyword.as_deref() == Some(kw))
+            seen.contains(&kw)
+                || ast_model.recovered.iter().any(|r| {
+                    r.keyword.as_deref() == Some(kw)
+                        || r.keyword.is_none()
+                            && did_you_mean(
+                                &r.word,
+                                hfc_grammar::STATEMENT_KEYWORDS.iter().copied(),
+                            ) == Some(kw)
+                })
         };
         let model = cx.model;
         if model.fit.is_none() && !broken("fit") {
@@ -315,8 +329,10 @@ impl Resolver<'_> {
         let map_ok = model
             .fit
             .as_ref()
-            .is_some_and(|fit| !matches!(self.program.exprs[fit.map], Expr::Missing));
-        if map_ok && !model.has_syntax_errors {
+            .is_some_and(|fit| !contains_missing(&self.program, fit.map));
+        // A map without any factor is reported as such (degree analysis), not factor by factor.
+        let any_factor = cx.factor_in_map.iter().any(|&used| used);
+        if map_ok && any_factor && !model.has_syntax_errors {
             for (id, factor) in model.factors.iter() {
                 if !cx.factor_in_map[id.into_raw().into_u32() as usize] {
                     self.diags
@@ -324,7 +340,7 @@ impl Resolver<'_> {
                 }
             }
         }
-        if !model.has_syntax_errors {
+        if model.fit.is_some() && !model.has_syntax_errors {
             for (id, data) in model.data.iter() {
                 if !cx.data_used[id.into_raw().into_u32() as usize] {
                     self.diags
@@ -335,14 +351,16 @@ impl Resolver<'_> {
         model
     }
 
-    fn declare(&mut self, file: FileId, cx: &mut ModelCx, name: &ast::Ident, decl: Decl) -> bool {
-        if let Some(&(_, first)) = cx.names.get(&name.name) {
-            self.diags
-                .push(diag::duplicate(file, name.span, &name.name, first));
-            return false;
+    /// Reports `name` if it is already declared; a duplicate is then left out entirely.
+    fn is_duplicate(&mut self, file: FileId, cx: &ModelCx, name: &ast::Ident) -> bool {
+        match cx.names.get(&name.name) {
+            Some(&(_, first)) => {
+                self.diags
+                    .push(diag::duplicate(file, name.span, &name.name, first));
+                true
+            }
+            None => false,
         }
-        cx.names.insert(name.name.clone(), (decl, name.span));
-        true
     }
 
     fn shape(&mut self, cx: &mut ModelCx, shape: &ast::Shape) -> Vec<hir::DimUse> {
@@ -371,6 +389,9 @@ impl Resolver<'_> {
     }
 
     fn data_decl(&mut self, file: FileId, cx: &mut ModelCx, d: &ast::DataDecl) {
+        if self.is_duplicate(file, cx, &d.name) {
+            return;
+        }
         let shape = self.shape(cx, &d.shape);
         let source = d.source.as_ref().and_then(|s| self.data_source(file, s));
         let id = cx.model.data.alloc(hir::Data {
@@ -380,7 +401,8 @@ impl Resolver<'_> {
             source,
         });
         cx.data_used.push(false);
-        self.declare(file, cx, &d.name, Decl::Data(id));
+        cx.names
+            .insert(d.name.name.clone(), (Decl::Data(id), d.name.span));
     }
 
     fn data_source(&mut self, file: FileId, s: &ast::Source) -> Option<hir::DataSource> {
@@ -412,6 +434,9 @@ impl Resolver<'_> {
     }
 
     fn factor_decl(&mut self, file: FileId, cx: &mut ModelCx, f: &ast::FactorDecl) {
+        if self.is_duplicate(file, cx, &f.name) {
+            return;
+        }
         let shape = self.shape(cx, &f.shape);
         let id = cx.model.factors.alloc(hir::Factor {
             name: f.name.name.clone(),
@@ -420,10 +445,14 @@ impl Resolver<'_> {
             nonneg: f.nonneg,
         });
         cx.factor_in_map.push(false);
-        self.declare(file, cx, &f.name, Decl::Factor(id));
+        cx.names
+            .insert(f.name.name.clone(), (Decl::Factor(id), f.name.span));
     }
 
     fn param_decl(&mut self, file: FileId, cx: &mut ModelCx, p: &ast::ParamDecl) {
+        if self.is_duplicate(file, cx, &p.name) {
+            return;
+        }
         let names = std::mem::take(&mut cx.names);
         let expr = self.model_expr(file, cx, &names, &[], &p.value);
         cx.names = names;
@@ -434,7 +463,8 @@ impl Resolver<'_> {
             expr,
             value,
         });
-        self.declare(file, cx, &p.name, Decl::Param(id));
+        cx.names
+            .insert(p.name.name.clone(), (Decl::Param(id), p.name.span));
     }
 
     fn fit_stmt(
@@ -587,10 +617,12 @@ impl Resolver<'_> {
             seen.insert(entry.name, opt.name.span);
             let is_bound = opt.relation == ast::Relation::Le;
             if is_bound != entry.bound {
+                let value = self.db.source(file).slice(opt.value.span).to_string();
                 self.diags.push(diag::wrong_relation(
                     file,
                     opt.span,
                     entry.name,
+                    &value,
                     entry.bound,
                 ));
                 continue;
@@ -732,11 +764,16 @@ impl Resolver<'_> {
             },
             ExprKind::Index { base, items } => {
                 let base = self.expr(file, scope, state.as_deref_mut(), base);
-                let items = items
+                let items: Option<Vec<IndexItem>> = items
                     .iter()
                     .map(|item| self.index_item(file, scope, state.as_deref_mut(), item))
+                    .collect::<Vec<_>>()
+                    .into_iter()
                     .collect();
-                Expr::Index { base, items }
+                match items {
+                    Some(items) => Expr::Index { base, items },
+                    None => Expr::Missing,
+                }
             }
             ExprKind::Error => Expr::Missing,
         };
@@ -749,7 +786,7 @@ impl Resolver<'_> {
         scope: &Scope<'_>,
         state: Option<&mut ExprState<'_>>,
         item: &ast::IndexItem,
-    ) -> IndexItem {
+    ) -> Option<IndexItem> {
         let span = item.span();
         let kind = match item {
             ast::IndexItem::All(_) => IndexKind::All,
@@ -778,12 +815,12 @@ impl Resolver<'_> {
                             None,
                             Some(hint),
                         ));
-                        IndexKind::All
+                        return None;
                     }
                 }
             }
         };
-        IndexItem { kind, span }
+        Some(IndexItem { kind, span })
     }
 
     fn name(
@@ -1019,7 +1056,8 @@ impl Resolver<'_> {
         span: Span,
     ) -> Bound {
         let mut ok = true;
-        let signature = signature(callee, inputs_spec, param_names);
+        let flags: Vec<bool> = specs.iter().map(|s| s.domain == Domain::Flag).collect();
+        let signature = signature(callee, inputs_spec, param_names, &flags);
         let mut inputs = Vec::new();
         let mut values: Vec<Option<ExprId>> = vec![None; specs.len()];
         let mut next_param = 0usize;
@@ -1063,6 +1101,7 @@ impl Resolver<'_> {
                     file,
                     arg.span,
                     format!("too many arguments to `{callee}`"),
+                    "one too many",
                     signature.clone(),
                 ));
                 ok = false;
@@ -1082,6 +1121,7 @@ impl Resolver<'_> {
                         file,
                         arg.span,
                         format!("`{name}` is given twice to `{callee}`"),
+                        "given again here",
                         signature.clone(),
                     ));
                     ok = false;
@@ -1110,6 +1150,7 @@ impl Resolver<'_> {
                     inputs.len(),
                     if inputs.len() == 1 { "was" } else { "were" }
                 ),
+                "in this call",
                 signature.clone(),
             ));
             ok = false;
@@ -1126,6 +1167,7 @@ impl Resolver<'_> {
                                 file,
                                 span,
                                 format!("`{callee}` needs its parameter `{}`", param_names[j]),
+                                "in this call",
                                 signature.clone(),
                             ));
                         }
@@ -1181,6 +1223,24 @@ struct Bound {
     ok: bool,
 }
 
+/// Whether an expression has a hole (something that did not resolve).
+fn contains_missing(program: &Program, expr: ExprId) -> bool {
+    match &program.exprs[expr] {
+        Expr::Missing => true,
+        Expr::Neg(e) | Expr::Transpose(e) => contains_missing(program, *e),
+        Expr::Sum { body, .. } => contains_missing(program, *body),
+        Expr::Index { base, .. } => contains_missing(program, *base),
+        Expr::Binary { lhs, rhs, .. } => {
+            contains_missing(program, *lhs) || contains_missing(program, *rhs)
+        }
+        Expr::Call { inputs, params, .. } => inputs
+            .iter()
+            .chain(params)
+            .any(|&e| contains_missing(program, e)),
+        _ => false,
+    }
+}
+
 /// Whether an expression is built from numbers, parameters and arithmetic only.
 fn is_constant(program: &Program, expr: ExprId) -> bool {
     match &program.exprs[expr] {
@@ -1192,7 +1252,12 @@ fn is_constant(program: &Program, expr: ExprId) -> bool {
 }
 
 /// `name(x; a, b)` for help texts.
-fn signature(callee: &str, inputs: Inputs, params: &[String]) -> String {
+fn signature(callee: &str, inputs: Inputs, params: &[String], flags: &[bool]) -> String {
+    let params: Vec<String> = params
+        .iter()
+        .zip(flags.iter().chain(std::iter::repeat(&false)))
+        .map(|(p, &flag)| if flag { format!("[{p}]") } else { p.clone() })
+        .collect();
     let mut parts: Vec<String> = match inputs {
         Inputs::Exactly(0) => Vec::new(),
         Inputs::Exactly(1) => vec!["x".into()],

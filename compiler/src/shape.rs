@@ -267,7 +267,7 @@ impl Cx<'_> {
                     return Some(vec![]);
                 }
                 let shapes: Vec<Shape> = shapes.into_iter().collect::<Option<_>>()?;
-                self.call(law, callee, inputs, &shapes, span)
+                self.call(law, callee, inputs, &shapes)
             }
         }
     }
@@ -289,7 +289,13 @@ impl Cx<'_> {
                     items.len(),
                     if items.len() == 1 { "" } else { "s" }
                 ),
-                format!("{} axes, {} indices", shape.len(), items.len()),
+                format!(
+                    "{} ax{}, {} ind{}",
+                    shape.len(),
+                    if shape.len() == 1 { "is" } else { "es" },
+                    items.len(),
+                    if items.len() == 1 { "ex" } else { "ices" }
+                ),
                 Some("give one index per axis, `:` for a whole axis: `U[:, i]`".into()),
             ));
             return None;
@@ -396,8 +402,14 @@ impl Cx<'_> {
                     b.clone()
                 };
                 if !l[1].compatible(r[0]) {
-                    let help = (b.len() == 2 && l[1].compatible(r[1]))
-                        .then(|| "transpose the right operand: `A * B'`".to_string());
+                    let help = (b.len() == 2 && l[1].compatible(r[1])).then(|| {
+                        let source = |e| crate::math::source(self.program, self.model, e, None);
+                        format!(
+                            "transpose the right operand: `{} * {}'`",
+                            source(lhs),
+                            source(rhs)
+                        )
+                    });
                     let inner = |x: Axis| match x {
                         Axis::Dim(d) => format!("`{}`", self.model.dims[d].name),
                         Axis::Fixed(n) => n.to_string(),
@@ -453,7 +465,6 @@ impl Cx<'_> {
         callee: &Callee,
         inputs: &[ExprId],
         shapes: &[Shape],
-        span: Span,
     ) -> Option<Shape> {
         let name = match callee {
             Callee::Atom(a) => a.name,
@@ -502,27 +513,17 @@ impl Cx<'_> {
                     };
                     match columns {
                         Some((c, first)) if !c.compatible(*cols) => {
-                            let (fs, this) = (
-                                self.show(
-                                    self.table
-                                        .exprs
-                                        .get(first)
-                                        .map(Vec::as_slice)
-                                        .unwrap_or(&[]),
-                                ),
-                                self.show(s),
-                            );
-                            self.diags.push(diag::mismatch(
+                            let first_shape = self
+                                .table
+                                .exprs
+                                .get(first)
+                                .map(Vec::as_slice)
+                                .unwrap_or(&[]);
+                            self.diags.push(diag::columns_differ(
                                 self.file(),
-                                span,
-                                format!(
-                                    "the inputs of `{name}` must share their number of columns"
-                                ),
-                                self.program.span(first),
-                                &fs,
-                                self.program.span(input),
-                                &this,
-                                Some("every factor of a CP model has r columns: `[n_k, r]`".into()),
+                                name,
+                                (self.program.span(first), &self.show(first_shape)),
+                                (self.program.span(input), &self.show(s)),
                             ));
                             return None;
                         }

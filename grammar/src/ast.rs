@@ -93,9 +93,12 @@ pub struct Model {
 /// A statement that did not parse: what kind it looked like and the name it seemed to declare.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Recovered {
+    /// The leading word as written (`"factr"` in a misspelled statement).
+    pub word: String,
     /// The leading keyword, when it is a statement keyword (`"factor"`, `"fit"`, ...).
     pub keyword: Option<String>,
-    /// The name after a declaring keyword (`U` in a broken `factor U [m, r];`).
+    /// The name after a declaring keyword or an unknown word (`U` in a broken
+    /// `factor U [m, r];` or in `factr U : [m, r];`).
     pub declared: Option<Ident>,
     /// The text that was skipped.
     pub span: Span,

@@ -139,10 +139,10 @@ pub fn not_a_norm(file: FileId, span: Span, name: &str, why: String) -> Diagnost
         span,
         "not a nonnegative combination of norms",
     )
-    .with_help(format!(
-        "define a norm as a sum of norms of the argument with nonnegative weights, e.g. \
-         `norm {name}(x; g) = norm2(x) + g * norm1(x);`"
-    ))
+    .with_help(
+        "define it as a sum of norms of its argument with nonnegative weights, e.g. \
+         `norm2(x) + g * norm1(x)`",
+    )
     .with_note("hfc needs each factor's gauge to be convex and positively homogeneous of degree 1")
 }
 

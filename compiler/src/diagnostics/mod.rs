@@ -249,10 +249,7 @@ mod tests {
 
     #[test]
     fn a_diagnostic_is_one_pointer_wide() {
-        assert_eq!(
-            size_of::<Diagnostic>(),
-            size_of::<usize>()
-        );
+        assert_eq!(size_of::<Diagnostic>(), size_of::<usize>());
     }
 
     #[test]

@@ -133,8 +133,14 @@ pub fn wrong_kind(
 }
 
 /// A call with the wrong number of inputs or parameters.
-pub fn arity(file: FileId, span: Span, message: String, signature: String) -> Diagnostic {
-    Diagnostic::new(codes::RESOLVE_ARITY, file, message, span, "in this call")
+pub fn arity(
+    file: FileId,
+    span: Span,
+    message: String,
+    label: &str,
+    signature: String,
+) -> Diagnostic {
+    Diagnostic::new(codes::RESOLVE_ARITY, file, message, span, label)
         .with_help(format!("it is called as `{signature}`"))
 }
 
@@ -222,11 +228,17 @@ pub fn unknown_option(
 }
 
 /// A bound written as a value or a value written as a bound.
-pub fn wrong_relation(file: FileId, span: Span, name: &str, bound: bool) -> Diagnostic {
+pub fn wrong_relation(
+    file: FileId,
+    span: Span,
+    name: &str,
+    value: &str,
+    bound: bool,
+) -> Diagnostic {
     let (wanted, example) = if bound {
-        ("`<=`", format!("`{name} <= 100;`"))
+        ("`<=`", format!("`{name} <= {value};`"))
     } else {
-        ("`=`", format!("`{name} = ...;`"))
+        ("`=`", format!("`{name} = {value};`"))
     };
     Diagnostic::new(
         codes::SOLVE_RELATION,

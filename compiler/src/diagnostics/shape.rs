@@ -53,6 +53,24 @@ pub fn fit_mismatch(
     )
 }
 
+/// Inputs of a multilinear map (`cp`) whose column counts differ.
+pub fn columns_differ(
+    file: FileId,
+    callee: &str,
+    first: (Span, &str),
+    this: (Span, &str),
+) -> Diagnostic {
+    Diagnostic::new(
+        codes::SHAPE_MISMATCH,
+        file,
+        format!("the inputs of `{callee}` must have the same columns"),
+        this.0,
+        format!("this has shape {}", this.1),
+    )
+    .with_label(first.0, format!("this has shape {}", first.1))
+    .with_help("every factor of a CP model is `[n_k, r]`, with the size index r last")
+}
+
 /// An operand of the wrong rank or form for its operation.
 pub fn operand(
     file: FileId,

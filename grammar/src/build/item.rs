@@ -42,9 +42,12 @@ impl Builder<'_> {
         let open = self.brace_after(name.span);
         let mut stmts = Vec::new();
         let mut recovered = Vec::new();
+        // An unterminated comment swallows the closing brace; it is reported once, as such.
+        let mut open_comment = false;
         for child in c.rest() {
             match child.as_rule() {
                 Rule::model_end => {}
+                Rule::unclosed if open_comment => {}
                 Rule::unclosed => self.error(
                     SyntaxErrorKind::Unclosed {
                         open,
@@ -52,7 +55,10 @@ impl Builder<'_> {
                     },
                     span_of(&child),
                 ),
-                Rule::open_comment => self.open_comment(&child),
+                Rule::open_comment => {
+                    open_comment = true;
+                    self.open_comment(&child);
+                }
                 Rule::bad_stmt => recovered.extend(self.bad_stmt(&child)),
                 _ => {
                     if let Some(stmt) = self.stmt(child) {

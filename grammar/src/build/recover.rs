@@ -95,21 +95,25 @@ impl Builder<'_> {
                 Span::new(span.start as usize, span.start as usize + word.len()),
             ),
         }
-        let declared = keyword
-            .filter(|(kw, ..)| matches!(*kw, "param" | "data" | "factor" | "norm"))
-            .and_then(|_| {
-                let rest = &text[word.len()..];
-                let skipped = rest.len() - rest.trim_start().len();
-                let name = leading_word(rest.trim_start());
-                let start = span.start as usize + word.len() + skipped;
-                (!name.is_empty() && !name.starts_with(|c: char| c.is_ascii_digit())).then(|| {
-                    ast::Ident {
-                        name: name.to_string(),
-                        span: Span::new(start, start + name.len()),
-                    }
-                })
-            });
+        // What a broken statement seems to declare, so that uses of the name stay quiet.
+        let declaring = match keyword {
+            Some((kw, ..)) => matches!(*kw, "param" | "data" | "factor" | "norm"),
+            None => !word.is_empty(),
+        };
+        let declared = declaring.then_some(()).and_then(|_| {
+            let rest = &text[word.len()..];
+            let skipped = rest.len() - rest.trim_start().len();
+            let name = leading_word(rest.trim_start());
+            let start = span.start as usize + word.len() + skipped;
+            (!name.is_empty() && !name.starts_with(|c: char| c.is_ascii_digit())).then(|| {
+                ast::Ident {
+                    name: name.to_string(),
+                    span: Span::new(start, start + name.len()),
+                }
+            })
+        });
         Some(ast::Recovered {
+            word: word.to_string(),
             keyword: keyword.map(|(kw, ..)| kw.to_string()),
             declared,
             span,
@@ -208,7 +212,7 @@ impl Builder<'_> {
     /// later line, the point right after the previous token (a missing `;` is best shown
     /// where it belongs, not at the next line's first word).
     fn error_span(&self, pos: usize) -> Span {
-        let prev_end = self.text[..pos].trim_end().len();
+        let prev_end = code_end_before(self.text, pos);
         let rest = &self.text[pos..];
         let next_start = pos + (rest.len() - rest.trim_start().len());
         if next_start < self.text.len() && self.text[prev_end..next_start].contains('\n') {
@@ -234,6 +238,63 @@ impl Builder<'_> {
     }
 }
 
+/// The end of the last code before `pos`: trailing whitespace, comment-only lines and a
+/// trailing `//` comment are skipped back over.
+fn code_end_before(text: &str, pos: usize) -> usize {
+    let mut end = text[..pos].trim_end().len();
+    loop {
+        let line_start = text[..end].rfind('\n').map_or(0, |i| i + 1);
+        let line = &text[line_start..end];
+        match line_comment_start(line) {
+            Some(0) => {
+                // A comment-only line: continue on the line above.
+                if line_start == 0 {
+                    return 0;
+                }
+                end = text[..line_start].trim_end().len();
+            }
+            Some(at) => return line_start + line[..at].trim_end().len(),
+            None => return end,
+        }
+    }
+}
+
+/// Where a `//` comment starts on a line (outside string literals), after indentation.
+fn line_comment_start(line: &str) -> Option<usize> {
+    let indent = line.len() - line.trim_start().len();
+    let mut in_string = false;
+    let mut prev = ' ';
+    for (i, c) in line.char_indices() {
+        match c {
+            '"' if prev != '\\' => in_string = !in_string,
+            '/' if !in_string && prev == '/' => {
+                let start = i - 1;
+                return Some(if start == indent { 0 } else { start });
+            }
+            _ => {}
+        }
+        prev = c;
+    }
+    None
+}
+
+/// The number at the start of `text` (`1e-6`, `2.5`), letters after it included.
+fn leading_number(text: &str) -> &str {
+    let bytes = text.as_bytes();
+    let mut end = 0;
+    while end < bytes.len() {
+        let c = bytes[end];
+        let exponent_sign =
+            (c == b'-' || c == b'+') && end > 0 && matches!(bytes[end - 1], b'e' | b'E');
+        if c.is_ascii_alphanumeric() || c == b'.' || c == b'_' || exponent_sign {
+            end += 1;
+        } else {
+            break;
+        }
+    }
+    &text[..end]
+}
+
 /// The identifier-like word at the start of `text` (empty if it starts otherwise).
 fn leading_word(text: &str) -> &str {
     let end = text
@@ -244,6 +305,9 @@ fn leading_word(text: &str) -> &str {
 
 /// The first token of `text`: a word, a number, a two-character operator or one character.
 fn first_token(text: &str) -> String {
+    if text.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
+        return leading_number(text).to_string();
+    }
     let word = leading_word(text);
     if !word.is_empty() {
         return word.to_string();
