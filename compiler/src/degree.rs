@@ -1200,3 +1200,260 @@ fn norm_separable(program: &Program, expr: ExprId) -> bool {
         _ => true,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The composition rules, one line per rule, through the whole front end.
+
+    use crate::{NoFiles, check};
+
+    const SKELETON: &str = "model t {
+        param lambda = 1; param neg = -1; param two = 2;
+        data Y : [m, n]; data G : [m, m]; data X : [m, d]; data T : [m, n, p];
+        factor U : [m, r]; factor V : [n, r]; factor W : [d, r]; factor P : [p, r];
+        factor S : [r, r];
+        fit TARGET ~ MAP;
+        loss squared;
+        reg REG;
+    }";
+
+    /// What `check` says about a model, in a few words: the error code if any, else the
+    /// map's degree per factor, then the verdict on the regularizer.
+    fn verdict(target: &str, map: &str, reg: &str) -> String {
+        let text = SKELETON
+            .replace("TARGET", target)
+            .replace("MAP", map)
+            .replace("REG", reg);
+        let checked = check("t.hfm", &text, &mut NoFiles);
+        let codes: Vec<&str> = checked
+            .diagnostics
+            .iter()
+            .map(|d| d.code())
+            .filter(|c| !c.starts_with("hfc::model::unused"))
+            .collect();
+        let report = &checked.models[0];
+        let degrees: Vec<String> = report
+            .map_degrees
+            .iter()
+            .filter(|(_, d)| *d > 0)
+            .map(|(n, d)| format!("{n}{d}"))
+            .collect();
+        let map = match report.map_degree {
+            Some(p) if degrees.is_empty() => format!("{p} joint"),
+            Some(p) => format!("{p} {}", degrees.join(" ")),
+            None => "-".into(),
+        };
+        let reg = report
+            .reg_degree
+            .map(|q| q.to_string())
+            .unwrap_or_else(|| "-".into());
+        match codes.as_slice() {
+            [] => format!("map {map}; reg {reg}"),
+            codes => format!("map {map}; reg {reg}; {}", codes.join(", ")),
+        }
+    }
+
+    fn map(target: &str, map: &str) -> String {
+        verdict(target, map, "sum(i) norm2(U[:, i]) * norm2(V[:, i])")
+    }
+
+    fn reg(reg: &str) -> String {
+        verdict("Y", "U * V'", reg)
+    }
+
+    #[test]
+    fn map_rules() {
+        // Scaled or summed maps are homogeneous but have no closed-form polar.
+        let rules: &[(&str, &str, &str)] = &[
+            ("Y", "U * V'", "map 2 U1 V1; reg 2"),
+            ("Y", "sum(i) U[:, i] * V[:, i]'", "map 2 U1 V1; reg 2"),
+            (
+                "Y",
+                "2 * U * V'",
+                "map 2 U1 V1; reg 2; hfc::convex::no_polar_oracle",
+            ),
+            (
+                "Y",
+                "-(U * V')",
+                "map 2 U1 V1; reg 2; hfc::convex::no_polar_oracle",
+            ),
+            (
+                "Y",
+                "U * V' / two",
+                "map 2 U1 V1; reg 2; hfc::convex::no_polar_oracle",
+            ),
+            (
+                "Y",
+                "U * V' + U * V'",
+                "map 2 U1 V1; reg 2; hfc::convex::no_polar_oracle",
+            ),
+            (
+                "Y",
+                "relu(X * W) * V'",
+                "map 2 V1 W1; reg 2; hfc::degree::mismatch",
+            ),
+            (
+                "Y",
+                "abs(X * W) * V'",
+                "map 2 V1 W1; reg 2; hfc::degree::mismatch",
+            ),
+            (
+                "Y",
+                "leaky_relu(X * W; 0.1) * V'",
+                "map 2 V1 W1; reg 2; hfc::degree::mismatch",
+            ),
+            (
+                "Y",
+                "U * S * V'",
+                "map 3 U1 V1 S1; reg 2; hfc::degree::mismatch",
+            ),
+            (
+                "T",
+                "cp(U, V, P)",
+                "map 3 U1 V1 P1; reg 2; hfc::degree::mismatch",
+            ),
+            ("G", "U * U'", "map 2 U2; reg 2; hfc::degree::mismatch"),
+            (
+                "Y",
+                "U * V' + X * W * V'",
+                "map 2 joint; reg 2; hfc::convex::no_polar_oracle",
+            ),
+            (
+                "Y",
+                "sigmoid(X * W) * V'",
+                "map -; reg 2; hfc::degree::map_not_homogeneous",
+            ),
+            (
+                "Y",
+                "relu(X * W + 1) * V'",
+                "map -; reg 2; hfc::degree::map_not_homogeneous",
+            ),
+            (
+                "Y",
+                "U * V' + U * S * V'",
+                "map -; reg 2; hfc::degree::map_not_homogeneous",
+            ),
+            (
+                "Y",
+                "U * V' / U[0, 0]",
+                "map -; reg 2; hfc::degree::map_not_homogeneous",
+            ),
+            ("Y", "Y", "map -; reg 2; hfc::degree::constant_map"),
+        ];
+        let mut failures = Vec::new();
+        for &(target, m, expected) in rules {
+            let got = map(target, m);
+            if got != expected {
+                failures.push(format!(
+                    "fit {target} ~ {m}\n  got  {got}\n  want {expected}"
+                ));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn regularizer_rules() {
+        let rules: &[(&str, &str)] = &[
+            (
+                "sum(i) norm2(U[:, i]) * norm2(V[:, i])",
+                "map 2 U1 V1; reg 2",
+            ),
+            (
+                "lambda * sum(i) norm1(U[:, i]) * norminf(V[:, i])",
+                "map 2 U1 V1; reg 2",
+            ),
+            ("sum(i) tv(U[:, i]) * norm2(V[:, i])", "map 2 U1 V1; reg 2"),
+            (
+                "two * sum(i) (norm2(U[:, i]) + two * norm1(U[:, i])) * norm2(V[:, i])",
+                "map 2 U1 V1; reg 2",
+            ),
+            ("frob2(U) + frob2(V)", "map 2 U1 V1; reg 2"),
+            (
+                "sum(i) norm2(U[:, i])^2 + sum(i) norm2(V[:, i])^2",
+                "map 2 U1 V1; reg 2",
+            ),
+            (
+                "sum(i) norm2(U[:, i]) * norm2(V[:, i]) + nonneg(U)",
+                "map 2 U1 V1; reg 2",
+            ),
+            ("dropout(0.5, adaptive)", "map 2 U1 V1; reg -"),
+            (
+                "sum(i) norm2(U[:, i])^2 * norm2(V[:, i])",
+                "map 2 U1 V1; reg 3; hfc::degree::mismatch",
+            ),
+            (
+                "sum(i) norm2(U[:, i])^2",
+                "map 2 U1 V1; reg 2; hfc::degree::mismatch",
+            ),
+            ("dropout(0.5)", "map 2 U1 V1; reg 4; hfc::degree::mismatch"),
+            (
+                "norm1(U) + norm1(V)",
+                "map 2 U1 V1; reg 1; hfc::degree::mismatch",
+            ),
+            ("nonneg(U)", "map 2 U1 V1; reg -; hfc::reg::missing"),
+            (
+                "norm2(U) * norm2(V)",
+                "map 2 U1 V1; reg 2; hfc::reg::not_parallel",
+            ),
+            (
+                "norm1(U) * norm1(V)",
+                "map 2 U1 V1; reg 2; hfc::reg::not_parallel",
+            ),
+            (
+                "sum(i) norm2(U[:, 0]) * norm2(V[:, i])",
+                "map 2 U1 V1; reg 2; hfc::reg::not_parallel",
+            ),
+            (
+                "neg * sum(i) norm2(U[:, i]) * norm2(V[:, i])",
+                "map 2 U1 V1; reg 2; hfc::reg::negative",
+            ),
+            (
+                "sum(i) norm2(U[:, i]) * norm2(V[:, i]) - sum(i) norm1(U[:, i]) * norm1(V[:, i])",
+                "map 2 U1 V1; reg 2; hfc::reg::negative",
+            ),
+            (
+                "sum(i) norm2(U[:, i]) * norm2(V[:, i]) + 1",
+                "map 2 U1 V1; reg -; hfc::degree::reg_not_homogeneous",
+            ),
+            (
+                "sum(i) norm2(U[:, i]) + sum(i) norm2(U[:, i]) * norm2(V[:, i])",
+                "map 2 U1 V1; reg -; hfc::degree::reg_not_homogeneous",
+            ),
+            (
+                "sum(i) softplus(norm2(U[:, i])) * norm2(V[:, i])",
+                "map 2 U1 V1; reg -; hfc::degree::reg_not_homogeneous",
+            ),
+            (
+                "sum(i) norm2(U[:, i])^two * norm2(V[:, i])",
+                "map 2 U1 V1; reg 3; hfc::degree::mismatch",
+            ),
+            (
+                "sum(i) norm2(U[:, i])^0.5",
+                "map 2 U1 V1; reg -; hfc::degree::bad_exponent",
+            ),
+        ];
+        let mut failures = Vec::new();
+        for &(r, expected) in rules {
+            let got = reg(r);
+            if got != expected {
+                failures.push(format!("reg {r}\n  got  {got}\n  want {expected}"));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn multidegrees_add_scale_and_total() {
+        use super::{MultiDegree, Var};
+        use la_arena::{Idx, RawIdx};
+        let u = Var::Factor(Idx::from_raw(RawIdx::from_u32(0)));
+        let v = Var::Factor(Idx::from_raw(RawIdx::from_u32(1)));
+        let a = MultiDegree::one(u);
+        let b = MultiDegree::one(v);
+        let ab = a.add(&b);
+        assert_eq!((ab.of(u), ab.of(v), ab.total()), (1, 1, 2));
+        assert_eq!(ab.scale(2).total(), 4);
+        assert_eq!(a.add(&a).of(u), 2);
+    }
+}

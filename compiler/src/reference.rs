@@ -55,7 +55,7 @@ fn map_form_name(form: MapForm) -> &'static str {
     match form {
         MapForm::Matrix => "matrix U * V'",
         MapForm::Tensor => "tensor cp(A, B, ...)",
-        MapForm::ReluTwoLayer => "relu(X * W1) * W2'",
+        MapForm::ReluTwoLayer => "network relu(D * W1) * W2' on data D",
     }
 }
 
@@ -164,13 +164,13 @@ pub fn text() -> String {
         let _ = writeln!(
             out,
             "      Ω(X) = {}  ({})",
-            row.omega.replace("{D}", "X"),
+            row.omega.replace("{D}", "D"),
             row.omega_name
         );
         let _ = writeln!(
             out,
             "      Ω°(Z) = {}  ({}: {})",
-            row.polar.replace("{D}", "X"),
+            row.polar.replace("{D}", "D"),
             exactness_name(row.exactness),
             row.oracle.describe(8)
         );
@@ -215,9 +215,9 @@ pub fn json() -> Value {
         "closed_forms": INDUCED.iter().map(|r| json!({
             "map": map_form_name(r.map),
             "nonnegative": r.nonnegative,
-            "omega": r.omega.replace("{D}", "X"),
+            "omega": r.omega.replace("{D}", "D"),
             "omega_name": r.omega_name,
-            "polar": r.polar.replace("{D}", "X"),
+            "polar": r.polar.replace("{D}", "D"),
             "exact": r.exactness == Exactness::Exact,
         })).collect::<Vec<_>>(),
         "codes": codes::ALL.iter().map(|c| json!({
