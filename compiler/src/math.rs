@@ -134,18 +134,20 @@ impl Printer<'_> {
                 BinaryOp::Add => format!("{} + {}", self.expr(*lhs, 1), self.expr(*rhs, 2)),
                 BinaryOp::Sub => format!("{} − {}", self.expr(*lhs, 1), self.expr(*rhs, 2)),
                 BinaryOp::Mul => {
-                    let sep = if matches!(program.exprs[*lhs], Expr::Number(_)) {
-                        "·"
-                    } else {
-                        " "
-                    };
                     // `λ Σᵢ …`: a sum on the right reads as in the source, unparenthesized.
                     let rhs_min = if matches!(program.exprs[*rhs], Expr::Sum { .. }) {
                         2
                     } else {
                         4
                     };
-                    format!("{}{sep}{}", self.expr(*lhs, 3), self.expr(*rhs, rhs_min))
+                    let right = self.expr(*rhs, rhs_min);
+                    // `2·x`, `g‖v‖₁`, `U Vᵀ`.
+                    let sep = match program.exprs[*lhs] {
+                        Expr::Number(_) => "·",
+                        Expr::Param(_) if right.starts_with('‖') => "",
+                        _ => " ",
+                    };
+                    format!("{}{sep}{right}", self.expr(*lhs, 3))
                 }
                 BinaryOp::Div => format!("{}/{}", self.expr(*lhs, 3), self.expr(*rhs, 4)),
                 BinaryOp::Pow => match &program.exprs[*rhs] {

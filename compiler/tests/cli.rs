@@ -37,7 +37,8 @@ fn stderr(out: &Output) -> String {
 }
 
 fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(out)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(out)))
 }
 
 /// Writes a model to a fresh temporary folder; returns its path.
@@ -104,7 +105,11 @@ fn check_json_carries_the_contract_fields() {
         d["message"],
         "the regularizer has degree 2 but the map has degree 3"
     );
-    assert!(d["help"].as_str().is_some_and(|h| h.contains("norm2(W1[:, i])")));
+    assert!(
+        d["help"]
+            .as_str()
+            .is_some_and(|h| h.contains("norm2(W1[:, i])"))
+    );
 }
 
 #[test]
