@@ -910,26 +910,14 @@ impl Walker<'_> {
                     terms.extend(b.terms());
                     Degree::from_terms(terms)
                 }
-                (Some(x), Some(y)) => {
+                // Different totals, or adaptive dropout added to a term that has one.
+                (x, y) => {
                     self.not_homogeneous(
                         ctx,
                         op_span,
                         NotHomogeneous::Terms {
-                            lhs: (self.program.span(lhs), x),
-                            rhs: (self.program.span(rhs), y),
-                        },
-                    );
-                    Degree::Invalid
-                }
-                // Adaptive dropout or a constant mixed with something without a degree.
-                _ => {
-                    let (x, y) = (a.total().unwrap_or(0), b.total().unwrap_or(0));
-                    self.not_homogeneous(
-                        ctx,
-                        op_span,
-                        NotHomogeneous::Terms {
-                            lhs: (self.program.span(lhs), x),
-                            rhs: (self.program.span(rhs), y),
+                            lhs: (self.program.span(lhs), x.unwrap_or(0)),
+                            rhs: (self.program.span(rhs), y.unwrap_or(0)),
                         },
                     );
                     Degree::Invalid

@@ -544,7 +544,7 @@ fn recognize_reg(
 ) -> RegForm {
     // Terms of a top-level sum; indicators become constraints.
     let mut terms = Vec::new();
-    flatten_sum(program, body, &mut terms);
+    flatten(program, body, BinaryOp::Add, &mut terms);
     terms.retain(|&t| match &program.exprs[t] {
         Expr::Call {
             callee: Callee::Atom(atom),
@@ -595,31 +595,14 @@ fn recognize_reg(
     }
 }
 
-fn flatten_sum(program: &Program, expr: ExprId, out: &mut Vec<ExprId>) {
+/// The operands of a chain of `op` (`a + b + c` → `[a, b, c]`).
+fn flatten(program: &Program, expr: ExprId, op: BinaryOp, out: &mut Vec<ExprId>) {
     match &program.exprs[expr] {
         Expr::Binary {
-            op: BinaryOp::Add,
-            lhs,
-            rhs,
-            ..
-        } => {
-            flatten_sum(program, *lhs, out);
-            flatten_sum(program, *rhs, out);
-        }
-        _ => out.push(expr),
-    }
-}
-
-fn flatten_product(program: &Program, expr: ExprId, out: &mut Vec<ExprId>) {
-    match &program.exprs[expr] {
-        Expr::Binary {
-            op: BinaryOp::Mul,
-            lhs,
-            rhs,
-            ..
-        } => {
-            flatten_product(program, *lhs, out);
-            flatten_product(program, *rhs, out);
+            op: this, lhs, rhs, ..
+        } if *this == op => {
+            flatten(program, *lhs, op, out);
+            flatten(program, *rhs, op, out);
         }
         _ => out.push(expr),
     }
@@ -633,7 +616,7 @@ fn product_of_gauges(
     var: Option<hir::VarId>,
 ) -> Option<Vec<FactorGauge>> {
     let mut pieces = Vec::new();
-    flatten_product(program, body, &mut pieces);
+    flatten(program, body, BinaryOp::Mul, &mut pieces);
     let mut gauges: Vec<FactorGauge> = Vec::new();
     for piece in pieces {
         if program.const_value(model, piece).is_some() {

@@ -66,6 +66,19 @@ pub fn subscript(var: &str) -> String {
     }
 }
 
+/// The items of an index as written: `:, i`.
+fn index_text(model: &Model, items: &[crate::hir::IndexItem]) -> String {
+    let parts: Vec<String> = items
+        .iter()
+        .map(|i| match i.kind {
+            IndexKind::All => ":".into(),
+            IndexKind::Var(v) => model.vars[v].name.clone(),
+            IndexKind::Fixed(k) => k.to_string(),
+        })
+        .collect();
+    parts.join(", ")
+}
+
 fn superscript(k: u64) -> String {
     const DIGITS: [char; 10] = ['⁰', '¹', '²', '³', '⁴', '⁵', '⁶', '⁷', '⁸', '⁹'];
     k.to_string()
@@ -224,15 +237,7 @@ impl Printer<'_> {
                 Columns::Single => column_name(&base_text),
             };
         }
-        let parts: Vec<String> = items
-            .iter()
-            .map(|i| match i.kind {
-                IndexKind::All => ":".into(),
-                IndexKind::Var(v) => self.model.vars[v].name.clone(),
-                IndexKind::Fixed(k) => k.to_string(),
-            })
-            .collect();
-        format!("{base_text}[{}]", parts.join(", "))
+        format!("{base_text}[{}]", index_text(self.model, items))
     }
 }
 
@@ -303,17 +308,11 @@ impl SourcePrinter<'_> {
                 self.model.vars[*var].name,
                 self.expr(*body, 2, under_norm)
             ),
-            Expr::Index { base, items } => {
-                let parts: Vec<String> = items
-                    .iter()
-                    .map(|i| match i.kind {
-                        IndexKind::All => ":".into(),
-                        IndexKind::Var(v) => self.model.vars[v].name.clone(),
-                        IndexKind::Fixed(k) => k.to_string(),
-                    })
-                    .collect();
-                format!("{}[{}]", self.expr(*base, 6, false), parts.join(", "))
-            }
+            Expr::Index { base, items } => format!(
+                "{}[{}]",
+                self.expr(*base, 6, false),
+                index_text(self.model, items)
+            ),
             Expr::Binary { op, lhs, rhs, .. } => {
                 let (l, r) = match op {
                     BinaryOp::Add | BinaryOp::Sub => (1, 2),

@@ -119,25 +119,37 @@ impl Resolver<'_> {
     // Norm definitions
 
     fn global_norm(&mut self, file: FileId, def: &ast::NormDef) {
-        if catalog::atom(&def.name.name).is_some() {
+        let mut norms = std::mem::take(&mut self.global_norms);
+        self.define_norm(file, def, &mut norms);
+        self.global_norms = norms;
+    }
+
+    /// Resolves a norm definition into `scope`, unless its name is taken (reported).
+    fn define_norm(
+        &mut self,
+        file: FileId,
+        def: &ast::NormDef,
+        scope: &mut HashMap<String, NormId>,
+    ) {
+        let name = &def.name;
+        if catalog::atom(&name.name).is_some() {
             self.diags
-                .push(diag::shadows_atom(file, def.name.span, &def.name.name));
+                .push(diag::shadows_atom(file, name.span, &name.name));
             return;
         }
-        if let Some(&first) = self.global_norms.get(&def.name.name) {
+        if let Some(&first) = scope.get(&name.name) {
             let first = &self.program.norms[first];
             let d = if first.file == file {
-                diag::duplicate(file, def.name.span, &def.name.name, first.name_span)
+                diag::duplicate(file, name.span, &name.name, first.name_span)
             } else {
                 let first_file = self.db.source(first.file).name().to_string();
-                diag::duplicate_elsewhere(file, def.name.span, &def.name.name, &first_file)
+                diag::duplicate_elsewhere(file, name.span, &name.name, &first_file)
             };
             self.diags.push(d);
             return;
         }
-        let norms = self.global_norms.clone();
-        let id = self.norm_def(file, def, &norms);
-        self.global_norms.insert(def.name.name.clone(), id);
+        let id = self.norm_def(file, def, scope);
+        scope.insert(name.name.clone(), id);
     }
 
     fn norm_def(
@@ -203,24 +215,9 @@ impl Resolver<'_> {
         // Pass 0: norms local to the model.
         for stmt in &ast_model.stmts {
             if let ast::Stmt::Norm(def) = stmt {
-                if catalog::atom(&def.name.name).is_some() {
-                    self.diags
-                        .push(diag::shadows_atom(file, def.name.span, &def.name.name));
-                    continue;
-                }
-                if let Some(&first) = cx.norms.get(&def.name.name) {
-                    let first = &self.program.norms[first];
-                    let d = if first.file == file {
-                        diag::duplicate(file, def.name.span, &def.name.name, first.name_span)
-                    } else {
-                        let first_file = self.db.source(first.file).name().to_string();
-                        diag::duplicate_elsewhere(file, def.name.span, &def.name.name, &first_file)
-                    };
-                    self.diags.push(d);
-                    continue;
-                }
-                let id = self.norm_def(file, def, &cx.norms);
-                cx.norms.insert(def.name.name.clone(), id);
+                let mut norms = std::mem::take(&mut cx.norms);
+                self.define_norm(file, def, &mut norms);
+                cx.norms = norms;
             }
         }
         // Pass 1: data and factors (visible everywhere in the model).
@@ -511,7 +508,7 @@ impl Resolver<'_> {
                     &name.name,
                     other.what(),
                     "data",
-                    Some(format!("{role} must be declared with `data`")),
+                    format!("{role} must be declared with `data`"),
                 ));
                 None
             }
@@ -641,6 +638,7 @@ impl Resolver<'_> {
                     &what,
                     value,
                     &entry.domain.describe(),
+                    entry.doc,
                 ));
                 continue;
             }
@@ -753,10 +751,7 @@ impl Resolver<'_> {
                         &index.name,
                         "a subnetwork index",
                         "allowed in a norm definition",
-                        Some(
-                            "a norm applies to one column; sum over `i` where the norm is used"
-                                .into(),
-                        ),
+                        "a norm applies to one column; sum over `i` where the norm is used".into(),
                     ));
                     self.expr(file, scope, None, body);
                     Expr::Missing
@@ -868,7 +863,7 @@ impl Resolver<'_> {
                         name,
                         "an index",
                         "a value",
-                        Some(format!("use it to index a factor: `U[:, {name}]`")),
+                        format!("use it to index a factor: `U[:, {name}]`"),
                     ));
                     return Expr::Missing;
                 }
@@ -927,10 +922,7 @@ impl Resolver<'_> {
                     &callee.name,
                     "a loss",
                     "a function",
-                    Some(format!(
-                        "use it in the loss statement: `loss {};`",
-                        callee.name
-                    )),
+                    format!("use it in the loss statement: `loss {};`", callee.name),
                 ));
             } else {
                 let candidates = catalog::ATOMS
@@ -1197,6 +1189,7 @@ impl Resolver<'_> {
                     &what,
                     value,
                     &spec.domain.describe(),
+                    spec.doc,
                 ));
                 ok = false;
             }

@@ -236,7 +236,8 @@ impl Cx<'_> {
                             span,
                             "a transpose needs a matrix".into(),
                             format!("this has shape {}", self.show(&s)),
-                            Some("use `cp(...)` for tensors"),
+                            "use `cp(...)` for tensors",
+                            "a transpose swaps the two axes of a matrix; a vector becomes a row",
                         ));
                         None
                     }
@@ -296,7 +297,7 @@ impl Cx<'_> {
                     items.len(),
                     if items.len() == 1 { "ex" } else { "ices" }
                 ),
-                Some("give one index per axis, `:` for a whole axis: `U[:, i]`".into()),
+                "give one index per axis, `:` for a whole axis: `U[:, i]`".into(),
             ));
             return None;
         }
@@ -313,7 +314,7 @@ impl Cx<'_> {
                             item.span,
                             format!("index {k} is out of range for an axis of size {n}"),
                             "out of range".into(),
-                            Some("indices count from 0".into()),
+                            "indices count from 0".into(),
                         ));
                         return None;
                     }
@@ -326,12 +327,15 @@ impl Cx<'_> {
                         let var_name = &self.model.vars[var].name;
                         let size_name = &self.model.dims[size].name;
                         let position = shape.iter().position(|a| *a == Axis::Dim(size));
-                        let help = position.map(|p| {
-                            let idx: Vec<&str> = (0..shape.len())
-                                .map(|k| if k == p { var_name.as_str() } else { ":" })
-                                .collect();
-                            format!("index the `{size_name}` axis: `[{}]`", idx.join(", "))
-                        });
+                        let help = match position {
+                            Some(p) => {
+                                let idx: Vec<&str> = (0..shape.len())
+                                    .map(|k| if k == p { var_name.as_str() } else { ":" })
+                                    .collect();
+                                format!("index the `{size_name}` axis: `[{}]`", idx.join(", "))
+                            }
+                            None => format!("index an axis of size `{size_name}`"),
+                        };
                         let axis_name = match axis {
                             Axis::Dim(d) => format!("`{}`", self.model.dims[*d].name),
                             Axis::Fixed(n) => format!("{n}"),
@@ -361,17 +365,25 @@ impl Cx<'_> {
         (lhs, a): (ExprId, Shape),
         (rhs, b): (ExprId, Shape),
     ) -> Option<Shape> {
-        let mismatch = |cx: &mut Self, message: String, help: Option<String>| {
+        let mismatch = |cx: &mut Self, message: String, help: String, rule: &str| {
             let (ls, rs) = (cx.show(&a), cx.show(&b));
+            let operands = (
+                diag::Operand {
+                    span: cx.program.span(lhs),
+                    shape: &ls,
+                },
+                diag::Operand {
+                    span: cx.program.span(rhs),
+                    shape: &rs,
+                },
+            );
             cx.diags.push(diag::mismatch(
                 cx.file(),
                 op_span,
                 message,
-                cx.program.span(lhs),
-                &ls,
-                cx.program.span(rhs),
-                &rs,
+                operands,
                 help,
+                rule,
             ));
             None
         };
@@ -387,7 +399,8 @@ impl Cx<'_> {
                     return mismatch(
                         self,
                         "a product needs matrices or vectors".into(),
-                        Some("use `cp(...)` for tensors".into()),
+                        "use `cp(...)` for tensors".into(),
+                        diag::PRODUCT_RULE,
                     );
                 }
                 // Column vectors take part as [n, 1].
@@ -402,14 +415,16 @@ impl Cx<'_> {
                     b.clone()
                 };
                 if !l[1].compatible(r[0]) {
-                    let help = (b.len() == 2 && l[1].compatible(r[1])).then(|| {
-                        let source = |e| crate::math::source(self.program, self.model, e, None);
+                    let source = |e| crate::math::source(self.program, self.model, e, None);
+                    let help = if b.len() == 2 && l[1].compatible(r[1]) {
                         format!(
                             "transpose the right operand: `{} * {}'`",
                             source(lhs),
                             source(rhs)
                         )
-                    });
+                    } else {
+                        "check the order of the product and the declared shapes".to_string()
+                    };
                     let inner = |x: Axis| match x {
                         Axis::Dim(d) => format!("`{}`", self.model.dims[d].name),
                         Axis::Fixed(n) => n.to_string(),
@@ -422,7 +437,7 @@ impl Cx<'_> {
                         inner(l[1]),
                         inner(r[0])
                     );
-                    return mismatch(self, message, help);
+                    return mismatch(self, message, help, diag::PRODUCT_RULE);
                 }
                 Some(if b.len() == 1 {
                     vec![l[0]]
@@ -442,7 +457,8 @@ impl Cx<'_> {
                     self.show(&a),
                     self.show(&b)
                 );
-                mismatch(self, message, None)
+                let help = "add maps of the same shape".to_string();
+                mismatch(self, message, help, diag::SUM_RULE)
             }
             BinaryOp::Div | BinaryOp::Pow => {
                 if b.is_empty() {
@@ -454,7 +470,8 @@ impl Cx<'_> {
                     "an exponent"
                 };
                 let message = format!("{what} must be a scalar");
-                mismatch(self, message, None)
+                let help = "divide by, or raise to, a number or a parameter".to_string();
+                mismatch(self, message, help, diag::SCALAR_RULE)
             }
         }
     }
@@ -491,7 +508,8 @@ impl Cx<'_> {
                             self.program.span(inputs[0]),
                             format!("`{name}` needs a square matrix"),
                             format!("this has shape {}", self.show(s)),
-                            None,
+                            "apply it to a square factor such as `S : [r, r]`",
+                            "a positive semidefinite matrix is square",
                         ));
                         None
                     }
@@ -507,7 +525,8 @@ impl Cx<'_> {
                             self.program.span(input),
                             format!("each input of `{name}` must be a matrix [n_k, r]"),
                             format!("this has shape {}", self.show(s)),
-                            None,
+                            "give each factor of a CP model the shape `[n_k, r]`",
+                            "cp(A, B, C) = Σᵢ Aᵢ ⊗ Bᵢ ⊗ Cᵢ takes one column of each input per term",
                         ));
                         return None;
                     };

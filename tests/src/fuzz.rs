@@ -9,6 +9,19 @@ use proptest::prelude::*;
 /// Runs everything a user can trigger with a file: check, render, explain, JSON.
 fn run_everything(text: &str) {
     let checked = hfc::check("fuzz.hfm", text, &mut NoFiles);
+    for d in checked.diagnostics.iter() {
+        let span = d.span();
+        assert!(
+            span.start <= span.end && span.end as usize <= text.len(),
+            "{}",
+            d.code()
+        );
+        assert!(
+            d.help().is_some() && d.note().is_some(),
+            "{} lacks help or note",
+            d.code()
+        );
+    }
     let _ = render::render_all(&checked.db, &checked.diagnostics, Style::plain());
     for d in checked.diagnostics.iter() {
         let _ = render::to_json(&checked.db, d);

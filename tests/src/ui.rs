@@ -46,6 +46,17 @@ fn ui(path: &Utf8Path, text: String) -> datatest_stable::Result<()> {
             },
         ));
     }
+    // Every diagnostic explains itself: a fix (help) and the rule (note).
+    for d in checked.diagnostics.iter() {
+        if d.help().is_none() || d.note().is_none() {
+            return Err(format!(
+                "{name}: `{}` lacks a help or a note: {}",
+                d.code(),
+                d.message()
+            )
+            .into());
+        }
+    }
     let missing: Vec<_> = expected.difference(&actual).collect();
     let unexpected: Vec<_> = actual.difference(&expected).collect();
     let rendered = render::render_all(&checked.db, &checked.diagnostics, Style::plain());

@@ -112,6 +112,7 @@ pub fn constant_map(file: FileId, span: Span) -> Diagnostic {
         "this is a constant",
     )
     .with_help("factorize the data with factors, e.g. `fit Y ~ U * V';`")
+    .with_note("the map must depend on the factors; data enters only as a multiplicative input, as `X` in `relu(X * W1)`")
 }
 
 /// An exponent that is not a positive integer constant.
@@ -127,6 +128,7 @@ pub fn bad_exponent(file: FileId, span: Span, value: Option<f64>) -> Diagnostic 
         span,
         label,
     )
+    .with_help("write a whole power such as `norm2(U[:, i])^2`")
     .with_note("`E ^ k` has degree k·deg(E); hfc tracks whole degrees only")
 }
 
@@ -164,6 +166,7 @@ pub fn norm_negative_param(
         span,
         format!("`{param}` must be >= 0"),
     )
+    .with_help(format!("give `{param}` a value >= 0"))
     .with_note(format!(
         "`{param}` weighs a norm in the definition of `{name}`; a negative weight makes it non-convex"
     ))

@@ -14,6 +14,7 @@ pub fn missing_fit(file: FileId, name_span: Span, model: &str) -> Diagnostic {
         "this model fits nothing",
     )
     .with_help("say what is factorized, e.g. `fit Y ~ U * V';`")
+    .with_note("a model fits one data declaration with a map of its factors")
 }
 
 /// A model without `loss`.
@@ -26,6 +27,7 @@ pub fn missing_loss(file: FileId, name_span: Span, model: &str) -> Diagnostic {
         "this model has no loss",
     )
     .with_help("add one, e.g. `loss squared;`")
+    .with_note("the losses are `squared`, `huber` and `logistic`; `hfc atoms` describes them")
 }
 
 /// A second `fit`, `loss`, `reg` or `solve`.
@@ -42,6 +44,7 @@ pub fn duplicate_statement(file: FileId, span: Span, keyword: &str, first: Span)
         "reg" => "combine the regularizers with `+` in one `reg` statement".to_string(),
         _ => format!("keep one `{keyword}` statement"),
     })
+    .with_note("a model has at most one `fit`, `loss`, `reg` and `solve`")
 }
 
 /// `on observed(Z)` where Z is not the fitted data.
@@ -61,6 +64,9 @@ pub fn mask_target(
     )
     .with_label(fit_span, format!("the fitted data is `{fit_target}`"))
     .with_help(format!("write `on observed({fit_target})`"))
+    .with_note(
+        "`on observed(Y)` restricts the loss to the entries of the fitted data that are present",
+    )
 }
 
 /// A factor the map does not use.
@@ -88,4 +94,5 @@ pub fn unused_data(file: FileId, span: Span, name: &str) -> Diagnostic {
         "declared here",
     )
     .with_help(format!("use `{name}` or remove the declaration"))
+    .with_note("data is used by the map, as the fitted target, or as a mask")
 }

@@ -2,7 +2,10 @@
 
 use hfc_grammar::{FileId, Span};
 
-use super::{Diagnostic, codes, one_of};
+use super::{Code, Diagnostic, codes, one_of};
+
+const CALL_RULE: &str = "a call takes its inputs first, then constant parameters: after `;`, \
+                         after the inputs, or by name (`huber(delta = 0.5)`)";
 
 /// A name that nothing declares.
 pub fn unknown_name(
@@ -18,6 +21,9 @@ pub fn unknown_name(
         format!("unknown name `{name}`"),
         span,
         "not declared",
+    )
+    .with_note(
+        "a name is a `param`, `data` or `factor` of the model, or an index bound by `sum(i)`",
     );
     match (suggestion, hint) {
         (_, Some(hint)) => d.with_help(hint),
@@ -41,12 +47,40 @@ pub fn unknown_function(
         format!("unknown function `{name}`"),
         span,
         "not an atom or a defined norm",
+    )
+    .with_note(
+        "a call names an atom of the catalog (`hfc atoms` lists them) or a `norm` definition",
     );
     match suggestion {
         Some(s) => d.with_help(format!("did you mean `{s}`?")),
-        None => {
-            d.with_help("`hfc atoms` lists the atoms; define a norm with `norm name(x) = ...;`")
-        }
+        None => d.with_help("define it as a norm: `norm name(x) = norm2(x) + norm1(x);`"),
+    }
+}
+
+/// A word that is not one of a known list (a loss, a solve option).
+fn unknown_among(
+    code: Code,
+    file: FileId,
+    span: Span,
+    what: &str,
+    name: &str,
+    suggestion: Option<&str>,
+    known: &[&str],
+) -> Diagnostic {
+    let list: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
+    let d = Diagnostic::new(
+        code,
+        file,
+        format!("unknown {what} `{name}`"),
+        span,
+        format!("not a {what}"),
+    )
+    .with_note(format!("the {what}s are {}", one_of(&list)));
+    match suggestion {
+        Some(s) => d.with_help(format!("did you mean `{s}`?")),
+        None => d.with_help(format!(
+            "use one of the {what}s; `hfc atoms` describes each"
+        )),
     }
 }
 
@@ -58,18 +92,34 @@ pub fn unknown_loss(
     suggestion: Option<&str>,
     known: &[&str],
 ) -> Diagnostic {
-    let d = Diagnostic::new(
+    unknown_among(
         codes::RESOLVE_UNKNOWN_LOSS,
         file,
-        format!("unknown loss `{name}`"),
         span,
-        "not a loss",
-    );
-    let list: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
-    match suggestion {
-        Some(s) => d.with_help(format!("did you mean `{s}`?")),
-        None => d.with_help(format!("the losses are {}", one_of(&list))),
-    }
+        "loss",
+        name,
+        suggestion,
+        known,
+    )
+}
+
+/// A solve option that does not exist.
+pub fn unknown_option(
+    file: FileId,
+    span: Span,
+    name: &str,
+    suggestion: Option<&str>,
+    known: &[&str],
+) -> Diagnostic {
+    unknown_among(
+        codes::SOLVE_UNKNOWN_OPTION,
+        file,
+        span,
+        "solve option",
+        name,
+        suggestion,
+        known,
+    )
 }
 
 /// A name declared twice.
@@ -83,6 +133,10 @@ pub fn duplicate(file: FileId, span: Span, name: &str, first: Span) -> Diagnosti
     )
     .with_label(first, "first declared here")
     .with_help("rename one of them")
+    .with_note(
+        "the params, data, factors and indices of a model share one namespace; norms share \
+         another",
+    )
 }
 
 /// A name declared in another file first (an imported norm).
@@ -94,8 +148,12 @@ pub fn duplicate_elsewhere(file: FileId, span: Span, name: &str, first_file: &st
         span,
         "declared again here",
     )
-    .with_help("rename one of them")
-    .with_note(format!("`{name}` is already defined in `{first_file}`"))
+    .with_help(format!(
+        "rename it, or use the definition in `{first_file}`"
+    ))
+    .with_note(format!(
+        "`{name}` is already defined in `{first_file}`; an import brings its norms into scope"
+    ))
 }
 
 /// A norm definition that reuses the name of a catalog atom.
@@ -108,6 +166,7 @@ pub fn shadows_atom(file: FileId, span: Span, name: &str) -> Diagnostic {
         "this name is taken by the catalog",
     )
     .with_help("choose another name for the norm")
+    .with_note("the catalog's atoms cannot be redefined (`hfc atoms` lists them)")
 }
 
 /// A name used as something it is not.
@@ -117,19 +176,20 @@ pub fn wrong_kind(
     name: &str,
     is: &str,
     expected: &str,
-    help: Option<String>,
+    help: String,
 ) -> Diagnostic {
-    let d = Diagnostic::new(
+    Diagnostic::new(
         codes::RESOLVE_WRONG_KIND,
         file,
         format!("`{name}` is {is}, not {expected}"),
         span,
         format!("expected {expected}"),
-    );
-    match help {
-        Some(h) => d.with_help(h),
-        None => d,
-    }
+    )
+    .with_help(help)
+    .with_note(
+        "data and parameters are fixed, factors are what is solved for, an index ranges over \
+         the subnetworks, a loss is named in the `loss` statement",
+    )
 }
 
 /// A call with the wrong number of inputs or parameters.
@@ -142,6 +202,7 @@ pub fn arity(
 ) -> Diagnostic {
     Diagnostic::new(codes::RESOLVE_ARITY, file, message, span, label)
         .with_help(format!("it is called as `{signature}`"))
+        .with_note(CALL_RULE)
 }
 
 /// A named argument the callee does not take.
@@ -158,7 +219,8 @@ pub fn unknown_argument(
         format!("`{callee}` has no parameter `{arg}`"),
         span,
         "unknown parameter",
-    );
+    )
+    .with_note(CALL_RULE);
     if accepted.is_empty() {
         d.with_help(format!("`{callee}` takes no parameters"))
     } else {
@@ -177,10 +239,18 @@ pub fn not_constant(file: FileId, span: Span, what: &str) -> Diagnostic {
         "not a constant",
     )
     .with_help("use numbers and parameters only")
+    .with_note("constants are fixed before solving; only the factors vary")
 }
 
 /// A constant outside its domain.
-pub fn bad_value(file: FileId, span: Span, what: &str, value: f64, domain: &str) -> Diagnostic {
+pub fn bad_value(
+    file: FileId,
+    span: Span,
+    what: &str,
+    value: f64,
+    domain: &str,
+    doc: &str,
+) -> Diagnostic {
     Diagnostic::new(
         codes::RESOLVE_BAD_VALUE,
         file,
@@ -188,6 +258,8 @@ pub fn bad_value(file: FileId, span: Span, what: &str, value: f64, domain: &str)
         span,
         format!("this is {}", crate::catalog::format_number(value)),
     )
+    .with_help(format!("use {domain}"))
+    .with_note(format!("{what}: {doc}"))
 }
 
 /// An import that cannot be read.
@@ -203,28 +275,7 @@ pub fn import_not_found(file: FileId, span: Span, path: &str, reason: &str) -> D
         "paths are relative to the importing file; the standard library is under `std/` \
          (e.g. `import \"std/norms.hfm\";`)",
     )
-}
-
-/// A solve option that does not exist.
-pub fn unknown_option(
-    file: FileId,
-    span: Span,
-    name: &str,
-    suggestion: Option<&str>,
-    known: &[&str],
-) -> Diagnostic {
-    let d = Diagnostic::new(
-        codes::SOLVE_UNKNOWN_OPTION,
-        file,
-        format!("unknown solve option `{name}`"),
-        span,
-        "not an option",
-    );
-    let list: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
-    match suggestion {
-        Some(s) => d.with_help(format!("did you mean `{s}`?")),
-        None => d.with_help(format!("the options are {}", one_of(&list))),
-    }
+    .with_note("an import brings the `norm` definitions of a file into scope")
 }
 
 /// A bound written as a value or a value written as a bound.
@@ -257,5 +308,10 @@ pub fn wrong_relation(
 
 /// A data source hfc cannot read.
 pub fn bad_source(file: FileId, span: Span, message: String, help: &str) -> Diagnostic {
-    Diagnostic::new(codes::DATA_SOURCE, file, message, span, "cannot be read").with_help(help)
+    Diagnostic::new(codes::DATA_SOURCE, file, message, span, "cannot be read")
+        .with_help(help)
+        .with_note(
+            "data comes from `.npy` and `.npz` (NumPy), `.csv`, or `.mtx` (Matrix Market: a \
+             coordinate file lists observed entries), relative to the model file",
+        )
 }

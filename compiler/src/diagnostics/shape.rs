@@ -4,31 +4,42 @@ use hfc_grammar::{FileId, Span};
 
 use super::{Diagnostic, codes};
 
+/// The shape rule of a product, for notes.
+pub const PRODUCT_RULE: &str = "a product [a, b] * [b, c] needs equal inner sizes; a vector \
+                                [n] takes part as the column [n, 1]";
+/// The shape rule of a sum, for notes.
+pub const SUM_RULE: &str = "a sum adds expressions of the same shape, or a scalar to anything";
+/// The shape rule of divisors and exponents, for notes.
+pub const SCALAR_RULE: &str = "divisors and exponents are scalars";
+
+/// One side of a binary operation: where it is and its shape.
+pub struct Operand<'a> {
+    /// Where.
+    pub span: Span,
+    /// Its shape, as users write it.
+    pub shape: &'a str,
+}
+
 /// Two operands whose shapes do not agree.
-#[allow(clippy::too_many_arguments)]
 pub fn mismatch(
     file: FileId,
     op_span: Span,
     message: String,
-    lhs_span: Span,
-    lhs_shape: &str,
-    rhs_span: Span,
-    rhs_shape: &str,
-    help: Option<String>,
+    (lhs, rhs): (Operand<'_>, Operand<'_>),
+    help: String,
+    rule: &str,
 ) -> Diagnostic {
-    let d = Diagnostic::new(
+    Diagnostic::new(
         codes::SHAPE_MISMATCH,
         file,
         message,
         op_span,
         "shapes do not agree here",
     )
-    .with_label(lhs_span, format!("this has shape {lhs_shape}"))
-    .with_label(rhs_span, format!("this has shape {rhs_shape}"));
-    match help {
-        Some(h) => d.with_help(h),
-        None => d,
-    }
+    .with_label(lhs.span, format!("this has shape {}", lhs.shape))
+    .with_label(rhs.span, format!("this has shape {}", rhs.shape))
+    .with_help(help)
+    .with_note(rule)
 }
 
 /// The fitted data and the map have different shapes.
@@ -48,6 +59,7 @@ pub fn fit_mismatch(
         format!("this map has shape {map_shape}"),
     )
     .with_label(target_span, format!("`{target}` has shape {target_shape}"))
+    .with_help("change the map (a transpose, the order of a product) or the declared shapes")
     .with_note(
         "the map's output is compared with the data entry by entry: their shapes must be equal",
     )
@@ -69,6 +81,7 @@ pub fn columns_differ(
     )
     .with_label(first.0, format!("this has shape {}", first.1))
     .with_help("every factor of a CP model is `[n_k, r]`, with the size index r last")
+    .with_note("cp(A, B, C) = Σᵢ Aᵢ ⊗ Bᵢ ⊗ Cᵢ sums over the columns its inputs share")
 }
 
 /// An operand of the wrong rank or form for its operation.
@@ -77,28 +90,22 @@ pub fn operand(
     span: Span,
     message: String,
     label: String,
-    help: Option<&str>,
+    help: &str,
+    rule: &str,
 ) -> Diagnostic {
-    let d = Diagnostic::new(codes::SHAPE_MISMATCH, file, message, span, label);
-    match help {
-        Some(h) => d.with_help(h),
-        None => d,
-    }
+    Diagnostic::new(codes::SHAPE_MISMATCH, file, message, span, label)
+        .with_help(help)
+        .with_note(rule)
 }
 
 /// An index that does not fit.
-pub fn index(
-    file: FileId,
-    span: Span,
-    message: String,
-    label: String,
-    help: Option<String>,
-) -> Diagnostic {
-    let d = Diagnostic::new(codes::SHAPE_INDEX, file, message, span, label);
-    match help {
-        Some(h) => d.with_help(h),
-        None => d,
-    }
+pub fn index(file: FileId, span: Span, message: String, label: String, help: String) -> Diagnostic {
+    Diagnostic::new(codes::SHAPE_INDEX, file, message, span, label)
+        .with_help(help)
+        .with_note(
+            "`U[:, i]` is column i of U: one item per axis, `:` for a whole axis; the index of \
+             `sum(i)` ranges over the size index r",
+        )
 }
 
 /// A regularizer that is not a scalar.
@@ -111,6 +118,7 @@ pub fn reg_not_scalar(file: FileId, span: Span, shape: &str) -> Diagnostic {
         format!("this has shape {shape}"),
     )
     .with_help("apply a norm, e.g. `norm2(U[:, i])`")
+    .with_note("a regularizer gives one number for every value of the factors")
 }
 
 /// No free dimension among the factors' shapes.

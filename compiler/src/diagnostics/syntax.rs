@@ -4,6 +4,9 @@ use hfc_grammar::{Expected, FileId, Found, STATEMENT_KEYWORDS, SyntaxError, Synt
 
 use super::{Diagnostic, codes, did_you_mean, one_of};
 
+const LIMITS: &str = "hfc accepts at most 64 nested parentheses or calls, and 1024 operands, \
+                      in one expression";
+
 /// How each construct reads, for the help of a syntax error inside it.
 fn example_of(context: &str) -> Option<&'static str> {
     Some(match context {
@@ -66,10 +69,15 @@ pub fn from_syntax_error(file: FileId, error: &SyntaxError) -> Diagnostic {
                     format!("expected {expected} here"),
                 )
             };
-            let d = Diagnostic::new(codes::SYNTAX_UNEXPECTED, file, message, span, label);
+            let d = Diagnostic::new(codes::SYNTAX_UNEXPECTED, file, message, span, label)
+                .with_note(if *context == "file" {
+                    "the rest of the file could not be read".to_string()
+                } else {
+                    format!("this {context} was skipped; the rest of the file is still checked")
+                });
             match example_of(context) {
                 Some(example) => d.with_help(example),
-                None => d,
+                None => d.with_help("remove or complete what is here"),
             }
         }
         SyntaxErrorKind::UnknownStatement { word } => {
@@ -79,6 +87,10 @@ pub fn from_syntax_error(file: FileId, error: &SyntaxError) -> Diagnostic {
                 format!("unknown statement `{word}`"),
                 span,
                 "not a statement keyword",
+            )
+            .with_note(
+                "a model holds `param`, `data`, `factor`, `fit`, `loss`, `reg`, `solve` and \
+                 `norm` statements, each ending with `;`",
             );
             match did_you_mean(word, STATEMENT_KEYWORDS.iter().copied()) {
                 Some(kw) => d.with_help(format!("did you mean `{kw}`?")),
@@ -95,7 +107,8 @@ pub fn from_syntax_error(file: FileId, error: &SyntaxError) -> Diagnostic {
                 format!("expected `model`, `norm` or `import`, found `{word}`"),
                 span,
                 "not the start of a model, norm or import",
-            );
+            )
+            .with_note("a file holds `import`, `norm` and `model` items");
             match did_you_mean(word, hfc_grammar::ITEM_KEYWORDS.iter().copied()) {
                 Some(kw) => d.with_help(format!("did you mean `{kw}`?")),
                 None if word == "}" => d.with_help("this `}` closes nothing; remove it"),
@@ -109,7 +122,8 @@ pub fn from_syntax_error(file: FileId, error: &SyntaxError) -> Diagnostic {
             span,
             "not inside any `model { }`",
         )
-        .with_help("move it into a `model name { ... }` block"),
+        .with_help("move it into a `model name { ... }` block")
+        .with_note("only `import` and `norm` stand at the top level; statements belong to a model"),
         SyntaxErrorKind::Unclosed { open, what } => Diagnostic::new(
             codes::SYNTAX_UNCLOSED,
             file,
@@ -118,7 +132,8 @@ pub fn from_syntax_error(file: FileId, error: &SyntaxError) -> Diagnostic {
             "expected `}` here",
         )
         .with_label(*open, "this `{` is never closed")
-        .with_help("add the missing `}`"),
+        .with_help("add the missing `}`")
+        .with_note("a block runs from its `{` to the matching `}`; what follows was read as part of it"),
         SyntaxErrorKind::UnterminatedComment => Diagnostic::new(
             codes::SYNTAX_UNTERMINATED_COMMENT,
             file,
@@ -126,7 +141,8 @@ pub fn from_syntax_error(file: FileId, error: &SyntaxError) -> Diagnostic {
             span,
             "this `/*` has no `*/`",
         )
-        .with_help("close the comment with `*/`; the rest of the file was skipped"),
+        .with_help("close the comment with `*/`; the rest of the file was skipped")
+        .with_note("a `/*` comment ends at the first `*/`; comments do not nest"),
         SyntaxErrorKind::NumberOutOfRange { text } => Diagnostic::new(
             codes::SYNTAX_NUMBER,
             file,
@@ -134,6 +150,7 @@ pub fn from_syntax_error(file: FileId, error: &SyntaxError) -> Diagnostic {
             span,
             "not a finite 64-bit number",
         )
+        .with_help("write a smaller number")
         .with_note("numbers are 64-bit floats (at most about 1.8e308); sizes and indices are 64-bit integers"),
         SyntaxErrorKind::TooDeep { limit } => Diagnostic::new(
             codes::SYNTAX_TOO_COMPLEX,
@@ -142,7 +159,8 @@ pub fn from_syntax_error(file: FileId, error: &SyntaxError) -> Diagnostic {
             span,
             format!("more than {limit} levels deep"),
         )
-        .with_help("split it with a `param` or a `norm` definition"),
+        .with_help("split it with a `param` or a `norm` definition")
+        .with_note(LIMITS),
         SyntaxErrorKind::TooLong { limit } => Diagnostic::new(
             codes::SYNTAX_TOO_COMPLEX,
             file,
@@ -150,7 +168,8 @@ pub fn from_syntax_error(file: FileId, error: &SyntaxError) -> Diagnostic {
             span,
             format!("more than {limit} operands"),
         )
-        .with_help("split it with a `param` or a `norm` definition"),
+        .with_help("split it with a `param` or a `norm` definition")
+        .with_note(LIMITS),
     }
 }
 
