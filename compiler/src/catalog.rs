@@ -144,6 +144,8 @@ pub enum Domain {
     IntegerAtLeast(u64),
     /// A flag word given by name (`adaptive`); its value is 1 when present, 0 when absent.
     Flag,
+    /// Any finite number.
+    Any,
 }
 
 impl Domain {
@@ -155,6 +157,7 @@ impl Domain {
             Domain::OpenUnit => value > 0.0 && value < 1.0,
             Domain::IntegerAtLeast(k) => value.fract() == 0.0 && value >= k as f64,
             Domain::Flag => value == 0.0 || value == 1.0,
+            Domain::Any => value.is_finite(),
         }
     }
 
@@ -166,6 +169,7 @@ impl Domain {
             Domain::OpenUnit => "a number strictly between 0 and 1".into(),
             Domain::IntegerAtLeast(k) => format!("an integer >= {k}"),
             Domain::Flag => "a flag word".into(),
+            Domain::Any => "a number".into(),
         }
     }
 }

@@ -628,20 +628,10 @@ impl Resolver<'_> {
             let expr = self.model_expr(file, cx, &names, &[], &opt.value);
             cx.names = names;
             let what = format!("`{}`", entry.name);
-            let Some(value) = self.constant(file, &cx.model, expr, &what) else {
+            let domain = (entry.domain, entry.doc);
+            let Some(value) = self.constant_in(file, &cx.model, expr, &what, domain) else {
                 continue;
             };
-            if !entry.domain.contains(value) {
-                self.diags.push(diag::bad_value(
-                    file,
-                    self.program.span(expr),
-                    &what,
-                    value,
-                    &entry.domain.describe(),
-                    entry.doc,
-                ));
-                continue;
-            }
             cx.model.solve.push(hir::SolveSetting {
                 option: entry,
                 value,
@@ -667,6 +657,30 @@ impl Resolver<'_> {
             return None;
         }
         self.program.const_value(model, expr)
+    }
+
+    /// As [`Resolver::constant`], and reports a value outside `domain`.
+    fn constant_in(
+        &mut self,
+        file: FileId,
+        model: &hir::Model,
+        expr: ExprId,
+        what: &str,
+        (domain, doc): (Domain, &str),
+    ) -> Option<f64> {
+        let value = self.constant(file, model, expr, what)?;
+        if domain.contains(value) {
+            return Some(value);
+        }
+        self.diags.push(diag::bad_value(
+            file,
+            self.program.span(expr),
+            what,
+            value,
+            &domain.describe(),
+            doc,
+        ));
+        None
     }
 
     fn model_expr(
@@ -1169,30 +1183,24 @@ impl Resolver<'_> {
                 },
             };
             // Constants only, in their domain; a user norm's parameters may be any constant
-            // here (their sign is checked against the norm's body in `degree`).
-            if matches!(self.program.exprs[expr], Expr::Missing) {
-                ok = false;
-            } else if !is_constant(&self.program, expr) {
-                let what = format!("parameter `{}` of `{callee}`", param_names[j]);
-                self.diags
-                    .push(diag::not_constant(file, self.program.span(expr), &what));
-                ok = false;
-            } else if let Some(st) = state.as_deref()
-                && let Some(value) = self.program.const_value(&st.cx.model, expr)
-                && !spec.name.is_empty()
-                && !spec.domain.contains(value)
-            {
-                let what = format!("`{}` of `{callee}`", param_names[j]);
-                self.diags.push(diag::bad_value(
-                    file,
-                    self.program.span(expr),
-                    &what,
-                    value,
-                    &spec.domain.describe(),
-                    spec.doc,
-                ));
-                ok = false;
-            }
+            // here (their sign is checked against the norm's body in `degree`), and in a norm
+            // body they are the body's own parameters.
+            let what = format!("`{}` of `{callee}`", param_names[j]);
+            let domain = if spec.name.is_empty() {
+                (Domain::Any, "")
+            } else {
+                (spec.domain, spec.doc)
+            };
+            let valid = match state.as_deref() {
+                Some(st) => self
+                    .constant_in(file, &st.cx.model, expr, &what, domain)
+                    .is_some(),
+                None => {
+                    !matches!(self.program.exprs[expr], Expr::Missing)
+                        && is_constant(&self.program, expr)
+                }
+            };
+            ok &= valid;
             params_out.push(expr);
         }
         Bound {
