@@ -3,7 +3,7 @@
 //!
 //! Input: the [`Program`] and its [`ShapeTable`]. Output: a [`DegreeTable`]. This module is the
 //! one place where the composition rules live (the analogue of CVXPY's `is_convex`): atoms
-//! only declare local facts in the catalog ([`DegreeLaw`]), and [`Walker::fact`] combines them.
+//! only declare local facts in the catalog ([`DegreeLaw`]), and `Walker::fact` combines them.
 //!
 //! Degrees are vectors indexed by factor ([`MultiDegree`]): `U * V'` has degree 1 in `U` and
 //! 1 in `V`. A sum of terms with equal totals but different vectors (weight decay

@@ -1,6 +1,7 @@
 //! Robustness: the parser and the whole `check` pipeline (and the rendering of what it
 //! reports) never panic, on random text, on token soup, and on mutations of every shipped
-//! model. 4,000 + 3,000 + 4,000 cases by default; `PROPTEST_CASES` scales each strategy.
+//! model and of every file of the golden corpus. 4,000 + 3,000 + 4,000 cases by default;
+//! `PROPTEST_CASES` sets the count of each strategy.
 
 use hfc::NoFiles;
 use hfc::render::{self, Style};
@@ -42,14 +43,25 @@ fn read_seeds() -> Vec<String> {
         .iter()
         .map(|(_, t)| t.to_string())
         .collect();
-    let examples = hfc_tests::repo_dir().join("examples");
-    if let Ok(dir) = std::fs::read_dir(examples) {
+    // The examples and the golden corpus: valid models and every kind of mistake.
+    let mut folders = vec![hfc_tests::repo_dir().join("examples")];
+    if let Ok(stages) = std::fs::read_dir(hfc_tests::crate_dir().join("ui")) {
+        folders.extend(stages.flatten().map(|e| e.path()));
+    }
+    for folder in folders {
+        let Ok(dir) = std::fs::read_dir(folder) else {
+            continue;
+        };
         for entry in dir.flatten() {
-            if let Ok(text) = std::fs::read_to_string(entry.path()) {
+            let path = entry.path();
+            if path.extension().is_some_and(|x| x == "hfm")
+                && let Ok(text) = std::fs::read_to_string(&path)
+            {
                 texts.push(text);
             }
         }
     }
+    texts.sort();
     texts
 }
 
