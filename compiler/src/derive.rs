@@ -162,7 +162,20 @@ pub fn derive_induced(model: &ir::Model, diags: &mut Diagnostics) -> InducedProb
         } else {
             omega.clone()
         };
-        format!("minimize over {var}:  {} + {lambda}{omega}", loss_of(var))
+        // `λ·2‖X‖_*` keeps a scaled Ω apart from the weight.
+        let sep = match (
+            lambda.is_empty(),
+            omega.starts_with(|c: char| c.is_ascii_digit()),
+        ) {
+            (true, _) => "",
+            (false, true) => "·",
+            (false, false) => " ",
+        };
+        format!(
+            "minimize over {var}:  {} + {}{sep}{omega}",
+            loss_of(var),
+            lambda.trim_end()
+        )
     });
     out
 }
@@ -184,7 +197,13 @@ fn loss_math(model: &ir::Model, x: &str) -> String {
     } else {
         model.loss.kind.value
     };
-    template.replace("{Y}", y).replace("{X}", x)
+    // `Y∘(U Vᵀ)`, not `Y∘U Vᵀ`: a compound output is parenthesized inside a product.
+    let x = if x.contains(' ') && template.contains("∘{X}") {
+        format!("({x})")
+    } else {
+        x.to_string()
+    };
+    template.replace("{Y}", y).replace("{X}", &x)
 }
 
 /// φ for one subnetwork, in single-column notation.
@@ -316,7 +335,11 @@ fn closed_or_variational(
             out.polar = Some(if factor.is_empty() {
                 polar
             } else {
-                format!("({polar})/{factor}")
+                if polar.contains(' ') {
+                    format!("({polar})/{factor}")
+                } else {
+                    format!("{polar}/{factor}")
+                }
             });
             set_oracle(model, row.oracle, row.exactness, out);
         }
@@ -334,10 +357,22 @@ fn variational(model: &ir::Model, out: &mut InducedProblem) {
     out.omega_name = None;
     let constraint = match &model.reg.form {
         RegForm::Product(gauges) => {
-            let parts: Vec<String> = gauges
+            let mut parts: Vec<String> = gauges
                 .iter()
                 .map(|g| format!("{} ≤ 1", gauge_math(model, g)))
                 .collect();
+            // Cone constraints restrict the polar's maximizers too.
+            parts.extend(
+                gauges
+                    .iter()
+                    .filter(|g| model.factors[g.factor].nonneg)
+                    .map(|g| {
+                        format!(
+                            "{} ≥ 0",
+                            crate::math::column_name(&model.factors[g.factor].name)
+                        )
+                    }),
+            );
             parts.join(", ")
         }
         _ => format!("{} ≤ 1", out.theta),

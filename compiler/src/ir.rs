@@ -309,7 +309,14 @@ pub fn build(
                 Expr::Sum { body, .. } => *body,
                 _ => body,
             };
-            let theta_single = math::render(program, model, per_column, Columns::Single);
+            // One subnetwork's θ reads in single-column notation (`‖u‖₂ ‖v‖₂`); a whole Θ
+            // keeps its indices (`Σᵢ ‖Uᵢ‖₁ ‖Vᵢ‖₂ + ι₊(U)`).
+            let columns = if per_column != body {
+                Columns::Single
+            } else {
+                Columns::Indexed
+            };
+            let theta_single = math::render(program, model, per_column, columns);
             let per_column = per_column != body;
             let degree = model_degrees.reg.as_ref().and_then(Degree::total);
             Reg {
