@@ -258,9 +258,7 @@ impl Resolver<'_> {
                 ast::Stmt::Fit(fit) => self.fit_stmt(file, &mut cx, &poisoned, fit),
                 ast::Stmt::Loss(loss) => self.loss_stmt(file, &mut cx, &poisoned, loss),
                 ast::Stmt::Reg(reg) => {
-                    let scope_names = std::mem::take(&mut cx.names);
-                    let expr = self.model_expr(file, &mut cx, &scope_names, &poisoned, &reg.expr);
-                    cx.names = scope_names;
+                    let expr = self.model_expr(file, &mut cx, &poisoned, &reg.expr);
                     cx.model.reg = Some(hir::Reg {
                         expr,
                         span: reg.span,
@@ -450,9 +448,7 @@ impl Resolver<'_> {
         if self.is_duplicate(file, cx, &p.name) {
             return;
         }
-        let names = std::mem::take(&mut cx.names);
-        let expr = self.model_expr(file, cx, &names, &[], &p.value);
-        cx.names = names;
+        let expr = self.model_expr(file, cx, &[], &p.value);
         let value = self.constant(file, &cx.model, expr, "a parameter's value");
         let id = cx.model.params.alloc(hir::Param {
             name: p.name.name.clone(),
@@ -472,11 +468,9 @@ impl Resolver<'_> {
         fit: &ast::FitStmt,
     ) {
         let target = self.data_ref(file, cx, poisoned, &fit.target, "the fit's target");
-        let names = std::mem::take(&mut cx.names);
         cx.in_map = true;
-        let map = self.model_expr(file, cx, &names, poisoned, &fit.map);
+        let map = self.model_expr(file, cx, poisoned, &fit.map);
         cx.in_map = false;
-        cx.names = names;
         if let Some(target) = target {
             cx.model.fit = Some(hir::Fit {
                 target,
@@ -546,20 +540,21 @@ impl Resolver<'_> {
             ));
             return;
         };
-        let names = std::mem::take(&mut cx.names);
-        let bound = self.bind_call(
-            file,
-            cx,
-            &names,
-            poisoned,
-            entry.name,
-            Inputs::Exactly(0),
-            entry.params,
-            &loss.args,
-            &[],
-            loss.span,
-        );
-        cx.names = names;
+        let names: Vec<String> = entry.params.iter().map(|p| p.name.to_string()).collect();
+        let bound = self.in_model_scope(cx, poisoned, |this, scope, state| {
+            this.bind_args(
+                file,
+                scope,
+                Some(state),
+                entry.name,
+                Inputs::Exactly(0),
+                entry.params,
+                &names,
+                &loss.args,
+                &[],
+                loss.span,
+            )
+        });
         let params = bound
             .params
             .iter()
@@ -624,9 +619,7 @@ impl Resolver<'_> {
                 ));
                 continue;
             }
-            let names = std::mem::take(&mut cx.names);
-            let expr = self.model_expr(file, cx, &names, &[], &opt.value);
-            cx.names = names;
+            let expr = self.model_expr(file, cx, &[], &opt.value);
             let what = format!("`{}`", entry.name);
             let domain = (entry.domain, entry.doc);
             let Some(value) = self.constant_in(file, &cx.model, expr, &what, domain) else {
@@ -683,26 +676,42 @@ impl Resolver<'_> {
         None
     }
 
+    /// Resolves an expression of the model.
     fn model_expr(
         &mut self,
         file: FileId,
         cx: &mut ModelCx,
-        names: &HashMap<String, (Decl, Span)>,
         poisoned: &[String],
         expr: &ast::Expr,
     ) -> ExprId {
+        self.in_model_scope(cx, poisoned, |this, scope, state| {
+            this.expr(file, scope, Some(state), expr)
+        })
+    }
+
+    /// Runs `f` with the model's names in scope. The scope borrows the name tables while the
+    /// expression state borrows the rest of the model mutably, so the tables are moved out
+    /// for the call and back after it.
+    fn in_model_scope<R>(
+        &mut self,
+        cx: &mut ModelCx,
+        poisoned: &[String],
+        f: impl FnOnce(&mut Self, &Scope<'_>, &mut ExprState<'_>) -> R,
+    ) -> R {
+        let names = std::mem::take(&mut cx.names);
         let norms = std::mem::take(&mut cx.norms);
         let dims = std::mem::take(&mut cx.dims);
         let scope = Scope::Model {
-            names,
+            names: &names,
             norms: &norms,
             dims: &dims,
         };
         let mut state = ExprState { cx, poisoned };
-        let id = self.expr(file, &scope, Some(&mut state), expr);
+        let out = f(self, &scope, &mut state);
+        cx.names = names;
         cx.norms = norms;
         cx.dims = dims;
-        id
+        out
     }
 
     // ---------------------------------------------------------------------------------------
@@ -999,46 +1008,6 @@ impl Resolver<'_> {
             inputs: bound.inputs,
             params: bound.params,
         }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn bind_call(
-        &mut self,
-        file: FileId,
-        cx: &mut ModelCx,
-        names: &HashMap<String, (Decl, Span)>,
-        poisoned: &[String],
-        callee: &str,
-        inputs: Inputs,
-        specs: &[ParamSpec],
-        args: &[ast::Arg],
-        params: &[ast::Arg],
-        span: Span,
-    ) -> Bound {
-        let norms = std::mem::take(&mut cx.norms);
-        let dims = std::mem::take(&mut cx.dims);
-        let scope = Scope::Model {
-            names,
-            norms: &norms,
-            dims: &dims,
-        };
-        let param_names: Vec<String> = specs.iter().map(|p| p.name.to_string()).collect();
-        let mut state = ExprState { cx, poisoned };
-        let bound = self.bind_args(
-            file,
-            &scope,
-            Some(&mut state),
-            callee,
-            inputs,
-            specs,
-            &param_names,
-            args,
-            params,
-            span,
-        );
-        cx.norms = norms;
-        cx.dims = dims;
-        bound
     }
 
     /// Binds a call's arguments to the callee's inputs and parameters.

@@ -120,11 +120,6 @@ codes! {
         "hfc has no solver for this map's polar problem: no certificate";
 }
 
-/// Looks a code up by name.
-pub fn lookup(name: &str) -> Option<Code> {
-    ALL.iter().copied().find(|c| c.name == name)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

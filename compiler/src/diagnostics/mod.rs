@@ -208,11 +208,6 @@ impl Diagnostics {
         self.items
             .sort_by_key(|d| (d.file(), d.span().start, d.span().end));
     }
-
-    /// The diagnostics, consumed.
-    pub fn into_vec(self) -> Vec<Diagnostic> {
-        self.items
-    }
 }
 
 impl Extend<Diagnostic> for Diagnostics {
