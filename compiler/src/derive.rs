@@ -14,7 +14,7 @@
 
 use crate::catalog::{self, Exactness, Gauge, PolarOracle};
 use crate::diagnostics::{Diagnostics, degree as diag};
-use crate::ir::{self, FactorGauge, Map, RegForm};
+use crate::ir::{self, FactorGauge, Map, RegForm, Weight};
 
 /// What the certificate of `hfc run` will be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,7 +133,7 @@ pub fn derive_induced(model: &ir::Model, diags: &mut Diagnostics) -> InducedProb
     }
     match &model.reg.form {
         RegForm::Dropout { adaptive: true, p } => adaptive_dropout(model, *p, &mut out),
-        RegForm::Product(gauges) => closed_or_variational(model, gauges, 1.0, &mut out),
+        RegForm::Product { gauges, scale } => closed_or_variational(model, gauges, scale, &mut out),
         RegForm::WeightDecay(gauges) if gauges.len() == 2 => {
             // At balance ‖u‖² + ‖v‖² = 2‖u‖‖v‖ (AM–GM).
             let product: Vec<FactorGauge> = gauges
@@ -143,7 +143,11 @@ pub fn derive_induced(model: &ir::Model, diags: &mut Diagnostics) -> InducedProb
                     ..g.clone()
                 })
                 .collect();
-            closed_or_variational(model, &product, 2.0, &mut out)
+            let two = Weight {
+                value: 2.0,
+                math: "2".into(),
+            };
+            closed_or_variational(model, &product, &two, &mut out)
         }
         _ => variational(model, &mut out),
     }
@@ -287,7 +291,7 @@ fn gauge_math(model: &ir::Model, g: &FactorGauge) -> String {
 fn closed_or_variational(
     model: &ir::Model,
     gauges: &[FactorGauge],
-    scale: f64,
+    scale: &Weight,
     out: &mut InducedProblem,
 ) {
     let order = model.map.factor_order();
@@ -311,10 +315,11 @@ fn closed_or_variational(
     };
     match row {
         Some(row) => {
-            let factor = if scale == 1.0 {
+            // θ = c·Πₖ gₖ induces c·Ω and the polar Ω°/c.
+            let factor = if *scale == Weight::one() {
                 String::new()
             } else {
-                catalog::format_number(scale)
+                scale.math.clone()
             };
             let data = match &model.map {
                 Map::Network { input, .. } => model.data[*input].name.as_str(),
@@ -356,7 +361,7 @@ fn variational(model: &ir::Model, out: &mut InducedProblem) {
     ));
     out.omega_name = None;
     let constraint = match &model.reg.form {
-        RegForm::Product(gauges) => {
+        RegForm::Product { gauges, .. } => {
             let mut parts: Vec<String> = gauges
                 .iter()
                 .map(|g| format!("{} ≤ 1", gauge_math(model, g)))
@@ -375,7 +380,7 @@ fn variational(model: &ir::Model, out: &mut InducedProblem) {
             );
             parts.join(", ")
         }
-        _ => format!("{} ≤ 1", out.theta),
+        _ => format!("{} ≤ 1", model.reg.theta_column),
     };
     let oracle = match &model.map {
         Map::Matrix { .. } => Some(PolarOracle::AlternatingProx),
@@ -457,4 +462,157 @@ fn set_oracle(
                           necessary, not sufficient; no gap bound"
             .into(),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    //! The derivation, one line per rule: (data and factors, map, regularizer) → (Ω, Ω°,
+    //! certificate), through the whole front end.
+
+    use crate::{NoFiles, check};
+
+    fn derive(decls: &str, map: &str, reg: &str) -> (String, String, &'static str) {
+        let text =
+            format!("model t {{ param c = 3; {decls} fit Y ~ {map}; loss squared; reg {reg}; }}");
+        let checked = check("t.hfm", &text, &mut NoFiles);
+        let codes: Vec<&str> = checked.diagnostics.iter().map(|d| d.code()).collect();
+        assert!(codes.is_empty(), "{text}: {codes:?}");
+        let induced = checked.models[0].induced.clone().expect("derived");
+        (
+            induced.omega.unwrap_or_default(),
+            induced.polar.unwrap_or_default(),
+            induced.certificate.as_str(),
+        )
+    }
+
+    const MATRIX: &str = "data Y : [m, n]; factor U : [m, r]; factor V : [n, r];";
+    const NONNEG: &str = "data Y : [m, n]; factor U : [m, r] >= 0; factor V : [n, r] >= 0;";
+    const HALF_NONNEG: &str = "data Y : [m, n]; factor U : [m, r] >= 0; factor V : [n, r];";
+    const NETWORK: &str =
+        "data X : [N, 2]; data Y : [N, c]; factor W1 : [2, r]; factor W2 : [c, r];";
+    const VARIATIONAL: &str = "inf { Σᵢ θ(wᵢ) : X = Σᵢ φ(wᵢ) }";
+
+    #[test]
+    fn closed_forms_and_fallbacks() {
+        let col = |a: &str, b: &str| format!("sum(i) {a}(U[:, i]) * {b}(V[:, i])");
+        let rules: Vec<(&str, &str, String, &str, &str, &str)> = vec![
+            (
+                MATRIX,
+                "U * V'",
+                col("norm2", "norm2"),
+                "‖X‖_*",
+                "σ_max(Z)",
+                "exact",
+            ),
+            (
+                MATRIX,
+                "U * V'",
+                col("norm1", "norm1"),
+                "‖X‖₁ = Σⱼₖ |Xⱼₖ|",
+                "maxⱼₖ |Zⱼₖ|",
+                "exact",
+            ),
+            (
+                MATRIX,
+                "U * V'",
+                col("norm1", "norm2"),
+                "Σⱼ ‖X_(j,:)‖₂",
+                "maxⱼ ‖Z_(j,:)‖₂",
+                "exact",
+            ),
+            (
+                MATRIX,
+                "U * V'",
+                col("norm2", "norm1"),
+                "Σₖ ‖X_(:,k)‖₂",
+                "maxₖ ‖Z_(:,k)‖₂",
+                "exact",
+            ),
+            (
+                NONNEG,
+                "U * V'",
+                col("norm1", "norm1"),
+                "Σⱼₖ Xⱼₖ if X ≥ 0, else +∞",
+                "max(0, maxⱼₖ Zⱼₖ)",
+                "exact",
+            ),
+            // θ = c·‖u‖‖v‖ induces c‖X‖_* and the polar σ_max/c.
+            (
+                MATRIX,
+                "U * V'",
+                "sum(i) c * norm2(U[:, i]) * norm2(V[:, i])".into(),
+                "c‖X‖_*",
+                "σ_max(Z)/c",
+                "exact",
+            ),
+            // Weight decay on two factors: ‖u‖² + ‖v‖² = 2‖u‖‖v‖ at balance.
+            (
+                MATRIX,
+                "U * V'",
+                "frob2(U) + frob2(V)".into(),
+                "2‖X‖_*",
+                "σ_max(Z)/2",
+                "exact",
+            ),
+            (
+                MATRIX,
+                "sum(i) U[:, i] * V[:, i]'",
+                col("norm2", "norm2"),
+                "‖X‖_*",
+                "σ_max(Z)",
+                "exact",
+            ),
+            // Differently weighted weight decay balances elsewhere: no closed form claimed.
+            (
+                MATRIX,
+                "U * V'",
+                "frob2(U) + 3 * frob2(V)".into(),
+                VARIATIONAL,
+                "sup { ⟨Z, u vᵀ⟩ : ‖u‖²_F + 3·‖v‖²_F ≤ 1 }",
+                "heuristic",
+            ),
+            (
+                MATRIX,
+                "U * V'",
+                col("norm2", "tv"),
+                VARIATIONAL,
+                "sup { ⟨Z, u vᵀ⟩ : ‖u‖₂ ≤ 1, TV(v) ≤ 1 }",
+                "heuristic",
+            ),
+            (
+                HALF_NONNEG,
+                "U * V'",
+                col("norm2", "norm2"),
+                VARIATIONAL,
+                "sup { ⟨Z, u vᵀ⟩ : ‖u‖₂ ≤ 1, ‖v‖₂ ≤ 1, u ≥ 0 }",
+                "heuristic",
+            ),
+            (
+                NONNEG,
+                "U * V'",
+                col("norm2", "norm2"),
+                "inf { Σᵢ ‖uᵢ‖₂‖vᵢ‖₂ : X = Σᵢ uᵢvᵢᵀ, uᵢ, vᵢ ≥ 0 }",
+                "max { uᵀZv : ‖u‖₂ ≤ 1, ‖v‖₂ ≤ 1, u, v ≥ 0 }",
+                "heuristic",
+            ),
+            // A two-layer ReLU network on 2-D inputs: the pattern enumeration is exact.
+            (
+                NETWORK,
+                "relu(X * W1) * W2'",
+                "sum(i) norm2(W1[:, i]) * norm2(W2[:, i])".into(),
+                "inf { Σᵢ ‖w1ᵢ‖₂‖w2ᵢ‖₂ : M = Σᵢ relu(X w1ᵢ) w2ᵢᵀ }",
+                "max { ‖Zᵀ relu(X w)‖₂ : ‖w‖₂ ≤ 1 }",
+                "exact",
+            ),
+        ];
+        let mut failures = Vec::new();
+        for (decls, map, reg, omega, polar, certificate) in &rules {
+            let got = derive(decls, map, reg);
+            let want = (omega.to_string(), polar.to_string(), *certificate);
+            if got != want {
+                failures.push(format!("{map} / {reg}\n  got  {got:?}\n  want {want:?}"));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
 }

@@ -152,7 +152,8 @@ pub struct Weight {
 }
 
 impl Weight {
-    fn one() -> Weight {
+    /// The weight 1, written as nothing.
+    pub fn one() -> Weight {
         Weight {
             value: 1.0,
             math: String::new(),
@@ -186,6 +187,9 @@ pub struct Reg {
     /// Whether it is written per column (`sum(i) ...`), so that `theta_single` is θ of one
     /// subnetwork rather than the whole Θ.
     pub per_column: bool,
+    /// θ of one subnetwork in single-column notation, whatever the form it is written in
+    /// (`frob2(U) + frob2(V)` reads `‖u‖²_F + ‖v‖²_F`).
+    pub theta_column: String,
     /// The regularizer's total degree.
     pub degree: Option<u32>,
     /// Whether its degree matches the map's.
@@ -197,8 +201,13 @@ pub struct Reg {
 /// The forms of θ the derivation distinguishes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RegForm {
-    /// θ = Πₖ gₖ(Wᵏᵢ)^pₖ: one gauge per factor.
-    Product(Vec<FactorGauge>),
+    /// θ = c·Πₖ gₖ(Wᵏᵢ)^pₖ: one gauge per factor, times the constants inside θ.
+    Product {
+        /// One gauge per factor.
+        gauges: Vec<FactorGauge>,
+        /// The constant c (1 when θ has none).
+        scale: Weight,
+    },
     /// Σₖ gₖ(Wₖ)²: weight decay.
     WeightDecay(Vec<FactorGauge>),
     /// Dropout with drop probability `p`.
@@ -317,6 +326,7 @@ pub fn build(
                 Columns::Indexed
             };
             let theta_single = math::render(program, model, per_column, columns);
+            let theta_column = math::render(program, model, per_column, Columns::Single);
             let per_column = per_column != body;
             let degree = model_degrees.reg.as_ref().and_then(Degree::total);
             Reg {
@@ -325,6 +335,7 @@ pub fn build(
                 math: math::render(program, model, reg.expr, Columns::Indexed),
                 theta_single,
                 per_column,
+                theta_column,
                 degree,
                 matched: model_degrees.matched,
                 parallel: model_degrees.parallel,
@@ -336,6 +347,7 @@ pub fn build(
             math: String::new(),
             theta_single: String::new(),
             per_column: false,
+            theta_column: String::new(),
             degree: None,
             matched: false,
             parallel: false,
@@ -587,7 +599,7 @@ fn recognize_reg(
         }
         if let Expr::Sum { var, body } = &program.exprs[single] {
             return product_of_gauges(program, model, *body, Some(*var))
-                .map(RegForm::Product)
+                .map(|(gauges, scale)| RegForm::Product { gauges, scale })
                 .unwrap_or(RegForm::Other);
         }
     }
@@ -621,12 +633,14 @@ fn product_of_gauges(
     model: &hir::Model,
     body: ExprId,
     var: Option<hir::VarId>,
-) -> Option<Vec<FactorGauge>> {
+) -> Option<(Vec<FactorGauge>, Weight)> {
     let mut pieces = Vec::new();
     flatten(program, body, BinaryOp::Mul, &mut pieces);
     let mut gauges: Vec<FactorGauge> = Vec::new();
+    let mut scale = Weight::one();
     for piece in pieces {
-        if program.const_value(model, piece).is_some() {
+        if let Some(w) = weight_of(program, model, piece, &[]) {
+            scale = scale.times(w);
             continue;
         }
         let gauge = gauge_power(program, model, piece, var)?;
@@ -635,7 +649,7 @@ fn product_of_gauges(
         }
         gauges.push(gauge);
     }
-    (!gauges.is_empty()).then_some(gauges)
+    (!gauges.is_empty()).then_some((gauges, scale))
 }
 
 /// `g(F[:, i])^k`, where g is a norm or a weighted sum of norms of the same column.
@@ -768,7 +782,12 @@ fn subject_of(program: &Program, expr: ExprId, var: Option<hir::VarId>) -> Optio
 
 /// `frob2(W)`, `norm2(W)^2` or `sum(i) norm2(W[:, i])^2`: a squared gauge of one factor.
 fn squared_gauge(program: &Program, model: &hir::Model, expr: ExprId) -> Option<FactorGauge> {
-    let (_, body) = split_weight(program, model, expr);
+    // Terms of different weights balance at another point (a‖u‖² + b‖v‖² ≥ 2√(ab)‖u‖‖v‖);
+    // only unweighted terms are recognized.
+    let (weight, body) = split_weight(program, model, expr);
+    if weight != Weight::one() {
+        return None;
+    }
     match &program.exprs[body] {
         Expr::Call {
             callee: Callee::Atom(atom),

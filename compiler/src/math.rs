@@ -12,7 +12,7 @@ use crate::hir::{BinaryOp, Callee, Expr, ExprId, IndexKind, Model, Program};
 pub enum Columns {
     /// `Uᵢ`.
     Indexed,
-    /// `u` (one column, no index).
+    /// `u` (one column, no index); a whole factor also reads as its column.
     Single,
 }
 
@@ -131,7 +131,11 @@ impl Printer<'_> {
             Expr::Number(v) => catalog::format_number(*v),
             Expr::Param(p) => symbol(&self.model.params[*p].name),
             Expr::Data(d) => self.model.data[*d].name.clone(),
-            Expr::Factor(f) => self.model.factors[*f].name.clone(),
+            // In one subnetwork's terms, a whole factor under a separable atom is its column.
+            Expr::Factor(f) => match self.columns {
+                Columns::Indexed => self.model.factors[*f].name.clone(),
+                Columns::Single => column_name(&self.model.factors[*f].name),
+            },
             Expr::Var(v) => self.model.vars[*v].name.clone(),
             Expr::NormArg => "x".into(),
             Expr::NormParam(k) => format!("p{k}"),
