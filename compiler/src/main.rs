@@ -163,8 +163,16 @@ fn run(cli: Cli) -> u8 {
     }
 }
 
-/// Reads and checks a model file; `Err(exit code)` after reporting an IO error.
+/// Reads and checks a model file; `Err(exit code)` after reporting an IO error. A path
+/// `std/NAME` that is not on disk names a file of the built-in standard library.
 fn load(path: &str) -> Result<Checked, u8> {
+    let builtin = path
+        .strip_prefix(hfc::source::STD_PREFIX)
+        .and_then(hfc_stdlib::file)
+        .filter(|_| !Path::new(path).exists());
+    if let Some(text) = builtin {
+        return Ok(hfc::check(path, text, &mut FsLoader));
+    }
     let text = match std::fs::read_to_string(Path::new(path)) {
         Ok(text) => text,
         Err(e) => {

@@ -281,3 +281,12 @@ fn readme_transcripts_match_the_binary() {
     }
     assert!(checked >= 2, "only {checked} transcripts found");
 }
+
+#[test]
+fn the_standard_library_is_built_in() {
+    let out = hfc(&["explain", "std/tv_factorization.hfm"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("model tv_factorization\n"));
+    let out = hfc(&["check", "std/no_such_model.hfm"]);
+    assert_eq!(code(&out), 2);
+}
