@@ -1252,80 +1252,25 @@ mod tests {
     #[test]
     fn map_rules() {
         // Scaled or summed maps are homogeneous but have no closed-form polar.
+        #[rustfmt::skip]
         let rules: &[(&str, &str, &str)] = &[
             ("Y", "U * V'", "map 2 U1 V1; reg 2"),
             ("Y", "sum(i) U[:, i] * V[:, i]'", "map 2 U1 V1; reg 2"),
-            (
-                "Y",
-                "2 * U * V'",
-                "map 2 U1 V1; reg 2; hfc::convex::no_polar_oracle",
-            ),
-            (
-                "Y",
-                "-(U * V')",
-                "map 2 U1 V1; reg 2; hfc::convex::no_polar_oracle",
-            ),
-            (
-                "Y",
-                "U * V' / two",
-                "map 2 U1 V1; reg 2; hfc::convex::no_polar_oracle",
-            ),
-            (
-                "Y",
-                "U * V' + U * V'",
-                "map 2 U1 V1; reg 2; hfc::convex::no_polar_oracle",
-            ),
-            (
-                "Y",
-                "relu(X * W) * V'",
-                "map 2 V1 W1; reg 2; hfc::degree::mismatch",
-            ),
-            (
-                "Y",
-                "abs(X * W) * V'",
-                "map 2 V1 W1; reg 2; hfc::degree::mismatch",
-            ),
-            (
-                "Y",
-                "leaky_relu(X * W; 0.1) * V'",
-                "map 2 V1 W1; reg 2; hfc::degree::mismatch",
-            ),
-            (
-                "Y",
-                "U * S * V'",
-                "map 3 U1 V1 S1; reg 2; hfc::degree::mismatch",
-            ),
-            (
-                "T",
-                "cp(U, V, P)",
-                "map 3 U1 V1 P1; reg 2; hfc::degree::mismatch",
-            ),
+            ("Y", "2 * U * V'", "map 2 U1 V1; reg 2; hfc::convex::no_polar_oracle"),
+            ("Y", "-(U * V')", "map 2 U1 V1; reg 2; hfc::convex::no_polar_oracle"),
+            ("Y", "U * V' / two", "map 2 U1 V1; reg 2; hfc::convex::no_polar_oracle"),
+            ("Y", "U * V' + U * V'", "map 2 U1 V1; reg 2; hfc::convex::no_polar_oracle"),
+            ("Y", "relu(X * W) * V'", "map 2 V1 W1; reg 2; hfc::degree::mismatch"),
+            ("Y", "abs(X * W) * V'", "map 2 V1 W1; reg 2; hfc::degree::mismatch"),
+            ("Y", "leaky_relu(X * W; 0.1) * V'", "map 2 V1 W1; reg 2; hfc::degree::mismatch"),
+            ("Y", "U * S * V'", "map 3 U1 V1 S1; reg 2; hfc::degree::mismatch"),
+            ("T", "cp(U, V, P)", "map 3 U1 V1 P1; reg 2; hfc::degree::mismatch"),
             ("G", "U * U'", "map 2 U2; reg 2; hfc::degree::mismatch"),
-            (
-                "Y",
-                "U * V' + X * W * V'",
-                "map 2 joint; reg 2; hfc::convex::no_polar_oracle",
-            ),
-            (
-                "Y",
-                "sigmoid(X * W) * V'",
-                "map -; reg 2; hfc::degree::map_not_homogeneous",
-            ),
-            (
-                "Y",
-                "relu(X * W + 1) * V'",
-                "map -; reg 2; hfc::degree::map_not_homogeneous",
-            ),
-            (
-                "Y",
-                "U * V' + U * S * V'",
-                "map -; reg 2; hfc::degree::map_not_homogeneous",
-            ),
-            (
-                "Y",
-                "U * V' / U[0, 0]",
-                "map -; reg 2; hfc::degree::map_not_homogeneous",
-            ),
+            ("Y", "U * V' + X * W * V'", "map 2 joint; reg 2; hfc::convex::no_polar_oracle"),
+            ("Y", "sigmoid(X * W) * V'", "map -; reg 2; hfc::degree::map_not_homogeneous"),
+            ("Y", "relu(X * W + 1) * V'", "map -; reg 2; hfc::degree::map_not_homogeneous"),
+            ("Y", "U * V' + U * S * V'", "map -; reg 2; hfc::degree::map_not_homogeneous"),
+            ("Y", "U * V' / U[0, 0]", "map -; reg 2; hfc::degree::map_not_homogeneous"),
             ("Y", "Y", "map -; reg 2; hfc::degree::constant_map"),
         ];
         let mut failures = Vec::new();
@@ -1342,84 +1287,31 @@ mod tests {
 
     #[test]
     fn regularizer_rules() {
+        #[rustfmt::skip]
         let rules: &[(&str, &str)] = &[
-            (
-                "sum(i) norm2(U[:, i]) * norm2(V[:, i])",
-                "map 2 U1 V1; reg 2",
-            ),
-            (
-                "lambda * sum(i) norm1(U[:, i]) * norminf(V[:, i])",
-                "map 2 U1 V1; reg 2",
-            ),
+            ("sum(i) norm2(U[:, i]) * norm2(V[:, i])", "map 2 U1 V1; reg 2"),
+            ("lambda * sum(i) norm1(U[:, i]) * norminf(V[:, i])", "map 2 U1 V1; reg 2"),
             ("sum(i) tv(U[:, i]) * norm2(V[:, i])", "map 2 U1 V1; reg 2"),
-            (
-                "two * sum(i) (norm2(U[:, i]) + two * norm1(U[:, i])) * norm2(V[:, i])",
-                "map 2 U1 V1; reg 2",
-            ),
+            ("two * sum(i) (norm2(U[:, i]) + two * norm1(U[:, i])) * norm2(V[:, i])", "map 2 U1 V1; reg 2"),
             ("frob2(U) + frob2(V)", "map 2 U1 V1; reg 2"),
-            (
-                "sum(i) norm2(U[:, i])^2 + sum(i) norm2(V[:, i])^2",
-                "map 2 U1 V1; reg 2",
-            ),
-            (
-                "sum(i) norm2(U[:, i]) * norm2(V[:, i]) + nonneg(U)",
-                "map 2 U1 V1; reg 2",
-            ),
+            ("sum(i) norm2(U[:, i])^2 + sum(i) norm2(V[:, i])^2", "map 2 U1 V1; reg 2"),
+            ("sum(i) norm2(U[:, i]) * norm2(V[:, i]) + nonneg(U)", "map 2 U1 V1; reg 2"),
             ("dropout(0.5, adaptive)", "map 2 U1 V1; reg -"),
-            (
-                "sum(i) norm2(U[:, i])^2 * norm2(V[:, i])",
-                "map 2 U1 V1; reg 3; hfc::degree::mismatch",
-            ),
-            (
-                "sum(i) norm2(U[:, i])^2",
-                "map 2 U1 V1; reg 2; hfc::degree::mismatch",
-            ),
+            ("sum(i) norm2(U[:, i])^2 * norm2(V[:, i])", "map 2 U1 V1; reg 3; hfc::degree::mismatch"),
+            ("sum(i) norm2(U[:, i])^2", "map 2 U1 V1; reg 2; hfc::degree::mismatch"),
             ("dropout(0.5)", "map 2 U1 V1; reg 4; hfc::degree::mismatch"),
-            (
-                "norm1(U) + norm1(V)",
-                "map 2 U1 V1; reg 1; hfc::degree::mismatch",
-            ),
+            ("norm1(U) + norm1(V)", "map 2 U1 V1; reg 1; hfc::degree::mismatch"),
             ("nonneg(U)", "map 2 U1 V1; reg -; hfc::reg::missing"),
-            (
-                "norm2(U) * norm2(V)",
-                "map 2 U1 V1; reg 2; hfc::reg::not_parallel",
-            ),
-            (
-                "norm1(U) * norm1(V)",
-                "map 2 U1 V1; reg 2; hfc::reg::not_parallel",
-            ),
-            (
-                "sum(i) norm2(U[:, 0]) * norm2(V[:, i])",
-                "map 2 U1 V1; reg 2; hfc::reg::not_parallel",
-            ),
-            (
-                "neg * sum(i) norm2(U[:, i]) * norm2(V[:, i])",
-                "map 2 U1 V1; reg 2; hfc::reg::negative",
-            ),
-            (
-                "sum(i) norm2(U[:, i]) * norm2(V[:, i]) - sum(i) norm1(U[:, i]) * norm1(V[:, i])",
-                "map 2 U1 V1; reg 2; hfc::reg::negative",
-            ),
-            (
-                "sum(i) norm2(U[:, i]) * norm2(V[:, i]) + 1",
-                "map 2 U1 V1; reg -; hfc::degree::reg_not_homogeneous",
-            ),
-            (
-                "sum(i) norm2(U[:, i]) + sum(i) norm2(U[:, i]) * norm2(V[:, i])",
-                "map 2 U1 V1; reg -; hfc::degree::reg_not_homogeneous",
-            ),
-            (
-                "sum(i) softplus(norm2(U[:, i])) * norm2(V[:, i])",
-                "map 2 U1 V1; reg -; hfc::degree::reg_not_homogeneous",
-            ),
-            (
-                "sum(i) norm2(U[:, i])^two * norm2(V[:, i])",
-                "map 2 U1 V1; reg 3; hfc::degree::mismatch",
-            ),
-            (
-                "sum(i) norm2(U[:, i])^0.5",
-                "map 2 U1 V1; reg -; hfc::degree::bad_exponent",
-            ),
+            ("norm2(U) * norm2(V)", "map 2 U1 V1; reg 2; hfc::reg::not_parallel"),
+            ("norm1(U) * norm1(V)", "map 2 U1 V1; reg 2; hfc::reg::not_parallel"),
+            ("sum(i) norm2(U[:, 0]) * norm2(V[:, i])", "map 2 U1 V1; reg 2; hfc::reg::not_parallel"),
+            ("neg * sum(i) norm2(U[:, i]) * norm2(V[:, i])", "map 2 U1 V1; reg 2; hfc::reg::negative"),
+            ("sum(i) norm2(U[:, i]) * norm2(V[:, i]) - sum(i) norm1(U[:, i]) * norm1(V[:, i])", "map 2 U1 V1; reg 2; hfc::reg::negative"),
+            ("sum(i) norm2(U[:, i]) * norm2(V[:, i]) + 1", "map 2 U1 V1; reg -; hfc::degree::reg_not_homogeneous"),
+            ("sum(i) norm2(U[:, i]) + sum(i) norm2(U[:, i]) * norm2(V[:, i])", "map 2 U1 V1; reg -; hfc::degree::reg_not_homogeneous"),
+            ("sum(i) softplus(norm2(U[:, i])) * norm2(V[:, i])", "map 2 U1 V1; reg -; hfc::degree::reg_not_homogeneous"),
+            ("sum(i) norm2(U[:, i])^two * norm2(V[:, i])", "map 2 U1 V1; reg 3; hfc::degree::mismatch"),
+            ("sum(i) norm2(U[:, i])^0.5", "map 2 U1 V1; reg -; hfc::degree::bad_exponent"),
         ];
         let mut failures = Vec::new();
         for &(r, expected) in rules {

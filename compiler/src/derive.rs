@@ -495,115 +495,25 @@ mod tests {
     #[test]
     fn closed_forms_and_fallbacks() {
         let col = |a: &str, b: &str| format!("sum(i) {a}(U[:, i]) * {b}(V[:, i])");
+        #[rustfmt::skip]
         let rules: Vec<(&str, &str, String, &str, &str, &str)> = vec![
-            (
-                MATRIX,
-                "U * V'",
-                col("norm2", "norm2"),
-                "‖X‖_*",
-                "σ_max(Z)",
-                "exact",
-            ),
-            (
-                MATRIX,
-                "U * V'",
-                col("norm1", "norm1"),
-                "‖X‖₁ = Σⱼₖ |Xⱼₖ|",
-                "maxⱼₖ |Zⱼₖ|",
-                "exact",
-            ),
-            (
-                MATRIX,
-                "U * V'",
-                col("norm1", "norm2"),
-                "Σⱼ ‖X_(j,:)‖₂",
-                "maxⱼ ‖Z_(j,:)‖₂",
-                "exact",
-            ),
-            (
-                MATRIX,
-                "U * V'",
-                col("norm2", "norm1"),
-                "Σₖ ‖X_(:,k)‖₂",
-                "maxₖ ‖Z_(:,k)‖₂",
-                "exact",
-            ),
-            (
-                NONNEG,
-                "U * V'",
-                col("norm1", "norm1"),
-                "Σⱼₖ Xⱼₖ if X ≥ 0, else +∞",
-                "max(0, maxⱼₖ Zⱼₖ)",
-                "exact",
-            ),
+            (MATRIX, "U * V'", col("norm2", "norm2"), "‖X‖_*", "σ_max(Z)", "exact"),
+            (MATRIX, "U * V'", col("norm1", "norm1"), "‖X‖₁ = Σⱼₖ |Xⱼₖ|", "maxⱼₖ |Zⱼₖ|", "exact"),
+            (MATRIX, "U * V'", col("norm1", "norm2"), "Σⱼ ‖X_(j,:)‖₂", "maxⱼ ‖Z_(j,:)‖₂", "exact"),
+            (MATRIX, "U * V'", col("norm2", "norm1"), "Σₖ ‖X_(:,k)‖₂", "maxₖ ‖Z_(:,k)‖₂", "exact"),
+            (NONNEG, "U * V'", col("norm1", "norm1"), "Σⱼₖ Xⱼₖ if X ≥ 0, else +∞", "max(0, maxⱼₖ Zⱼₖ)", "exact"),
             // θ = c·‖u‖‖v‖ induces c‖X‖_* and the polar σ_max/c.
-            (
-                MATRIX,
-                "U * V'",
-                "sum(i) c * norm2(U[:, i]) * norm2(V[:, i])".into(),
-                "c‖X‖_*",
-                "σ_max(Z)/c",
-                "exact",
-            ),
+            (MATRIX, "U * V'", "sum(i) c * norm2(U[:, i]) * norm2(V[:, i])".into(), "c‖X‖_*", "σ_max(Z)/c", "exact"),
             // Weight decay on two factors: ‖u‖² + ‖v‖² = 2‖u‖‖v‖ at balance.
-            (
-                MATRIX,
-                "U * V'",
-                "frob2(U) + frob2(V)".into(),
-                "2‖X‖_*",
-                "σ_max(Z)/2",
-                "exact",
-            ),
-            (
-                MATRIX,
-                "sum(i) U[:, i] * V[:, i]'",
-                col("norm2", "norm2"),
-                "‖X‖_*",
-                "σ_max(Z)",
-                "exact",
-            ),
+            (MATRIX, "U * V'", "frob2(U) + frob2(V)".into(), "2‖X‖_*", "σ_max(Z)/2", "exact"),
+            (MATRIX, "sum(i) U[:, i] * V[:, i]'", col("norm2", "norm2"), "‖X‖_*", "σ_max(Z)", "exact"),
             // Differently weighted weight decay balances elsewhere: no closed form claimed.
-            (
-                MATRIX,
-                "U * V'",
-                "frob2(U) + 3 * frob2(V)".into(),
-                VARIATIONAL,
-                "sup { ⟨Z, u vᵀ⟩ : ‖u‖²_F + 3·‖v‖²_F ≤ 1 }",
-                "heuristic",
-            ),
-            (
-                MATRIX,
-                "U * V'",
-                col("norm2", "tv"),
-                VARIATIONAL,
-                "sup { ⟨Z, u vᵀ⟩ : ‖u‖₂ ≤ 1, TV(v) ≤ 1 }",
-                "heuristic",
-            ),
-            (
-                HALF_NONNEG,
-                "U * V'",
-                col("norm2", "norm2"),
-                VARIATIONAL,
-                "sup { ⟨Z, u vᵀ⟩ : ‖u‖₂ ≤ 1, ‖v‖₂ ≤ 1, u ≥ 0 }",
-                "heuristic",
-            ),
-            (
-                NONNEG,
-                "U * V'",
-                col("norm2", "norm2"),
-                "inf { Σᵢ ‖uᵢ‖₂‖vᵢ‖₂ : X = Σᵢ uᵢvᵢᵀ, uᵢ, vᵢ ≥ 0 }",
-                "max { uᵀZv : ‖u‖₂ ≤ 1, ‖v‖₂ ≤ 1, u, v ≥ 0 }",
-                "heuristic",
-            ),
+            (MATRIX, "U * V'", "frob2(U) + 3 * frob2(V)".into(), VARIATIONAL, "sup { ⟨Z, u vᵀ⟩ : ‖u‖²_F + 3·‖v‖²_F ≤ 1 }", "heuristic"),
+            (MATRIX, "U * V'", col("norm2", "tv"), VARIATIONAL, "sup { ⟨Z, u vᵀ⟩ : ‖u‖₂ ≤ 1, TV(v) ≤ 1 }", "heuristic"),
+            (HALF_NONNEG, "U * V'", col("norm2", "norm2"), VARIATIONAL, "sup { ⟨Z, u vᵀ⟩ : ‖u‖₂ ≤ 1, ‖v‖₂ ≤ 1, u ≥ 0 }", "heuristic"),
+            (NONNEG, "U * V'", col("norm2", "norm2"), "inf { Σᵢ ‖uᵢ‖₂‖vᵢ‖₂ : X = Σᵢ uᵢvᵢᵀ, uᵢ, vᵢ ≥ 0 }", "max { uᵀZv : ‖u‖₂ ≤ 1, ‖v‖₂ ≤ 1, u, v ≥ 0 }", "heuristic"),
             // A two-layer ReLU network on 2-D inputs: the pattern enumeration is exact.
-            (
-                NETWORK,
-                "relu(X * W1) * W2'",
-                "sum(i) norm2(W1[:, i]) * norm2(W2[:, i])".into(),
-                "inf { Σᵢ ‖w1ᵢ‖₂‖w2ᵢ‖₂ : M = Σᵢ relu(X w1ᵢ) w2ᵢᵀ }",
-                "max { ‖Zᵀ relu(X w)‖₂ : ‖w‖₂ ≤ 1 }",
-                "exact",
-            ),
+            (NETWORK, "relu(X * W1) * W2'", "sum(i) norm2(W1[:, i]) * norm2(W2[:, i])".into(), "inf { Σᵢ ‖w1ᵢ‖₂‖w2ᵢ‖₂ : M = Σᵢ relu(X w1ᵢ) w2ᵢᵀ }", "max { ‖Zᵀ relu(X w)‖₂ : ‖w‖₂ ≤ 1 }", "exact"),
         ];
         let mut failures = Vec::new();
         for (decls, map, reg, omega, polar, certificate) in &rules {
