@@ -587,11 +587,11 @@ pub struct Loss {
     pub value: &'static str,
     /// Its value on observed entries only (`on observed(Y)`).
     pub masked_value: &'static str,
-    /// Its gradient in X.
+    /// Its gradient in X (placeholders as in `value`).
     pub gradient: &'static str,
     /// Lipschitz constant of the gradient (the smoothness used for step sizes).
     pub smoothness: &'static str,
-    /// Its convex conjugate in Z (for the duality gap).
+    /// Its convex conjugate in Z, for the duality gap (`{Y}` is the data).
     pub conjugate: &'static str,
     /// What the data must be.
     pub requires: &'static str,
@@ -604,9 +604,9 @@ pub const LOSSES: &[Loss] = &[
         params: NO_PARAMS,
         value: "½‖{Y} − {X}‖²_F",
         masked_value: "½‖P_obs({Y} − {X})‖²_F",
-        gradient: "X − Y",
+        gradient: "{X} − {Y}",
         smoothness: "1",
-        conjugate: "⟨Z, Y⟩ + ½‖Z‖²_F",
+        conjugate: "⟨Z, {Y}⟩ + ½‖Z‖²_F",
         requires: "real data",
     },
     Loss {
@@ -619,9 +619,9 @@ pub const LOSSES: &[Loss] = &[
         }],
         value: "Σ h_δ({X} − {Y})",
         masked_value: "Σ_obs h_δ({X} − {Y})",
-        gradient: "clip(X − Y, −δ, δ)",
+        gradient: "clip({X} − {Y}, −δ, δ)",
         smoothness: "1",
-        conjugate: "⟨Z, Y⟩ + ½‖Z‖²_F if |Z| ≤ δ entrywise, else +∞",
+        conjugate: "⟨Z, {Y}⟩ + ½‖Z‖²_F if |Z| ≤ δ entrywise, else +∞",
         requires: "real data",
     },
     Loss {
@@ -629,9 +629,9 @@ pub const LOSSES: &[Loss] = &[
         params: NO_PARAMS,
         value: "Σ log(1 + exp(−{Y}∘{X}))",
         masked_value: "Σ_obs log(1 + exp(−{Y}∘{X}))",
-        gradient: "−Y ∘ σ(−Y∘X)",
+        gradient: "−{Y} ∘ σ(−{Y}∘{X})",
         smoothness: "1/4",
-        conjugate: "Σ (1+s)log(1+s) − s·log(−s) with s = Y∘Z ∈ [−1, 0] (entropy form)",
+        conjugate: "Σ (1+s)log(1+s) − s·log(−s) with s = {Y}∘Z ∈ [−1, 0] (entropy form)",
         requires: "labels in {−1, +1}",
     },
 ];
@@ -797,7 +797,7 @@ pub struct Induced {
     pub gauges: &'static [Gauge],
     /// Whether the factors are constrained to be nonnegative (all of them).
     pub nonnegative: bool,
-    /// Ω(X) in mathematics (`{D}` stands for the network's input data).
+    /// Ω(X) in mathematics: `{X}` is the convex variable, `{D}` a network's input data.
     pub omega: &'static str,
     /// Ω's name.
     pub omega_name: &'static str,
@@ -830,7 +830,7 @@ pub const INDUCED: &[Induced] = &[
         map: MapForm::Matrix,
         gauges: &[Gauge::L2, Gauge::L2],
         nonnegative: false,
-        omega: "‖X‖_*",
+        omega: "‖{X}‖_*",
         omega_name: "nuclear norm",
         polar: "σ_max(Z)",
         oracle: PolarOracle::TopSingularValue,
@@ -840,7 +840,7 @@ pub const INDUCED: &[Induced] = &[
         map: MapForm::Matrix,
         gauges: &[Gauge::L1, Gauge::L1],
         nonnegative: false,
-        omega: "‖X‖₁ = Σⱼₖ |Xⱼₖ|",
+        omega: "‖{X}‖₁ = Σⱼₖ |{X}ⱼₖ|",
         omega_name: "entrywise ℓ1 norm",
         polar: "maxⱼₖ |Zⱼₖ|",
         oracle: PolarOracle::MaxAbsEntry,
@@ -850,7 +850,7 @@ pub const INDUCED: &[Induced] = &[
         map: MapForm::Matrix,
         gauges: &[Gauge::L1, Gauge::L2],
         nonnegative: false,
-        omega: "Σⱼ ‖X_(j,:)‖₂",
+        omega: "Σⱼ ‖{X}_(j,:)‖₂",
         omega_name: "sum of row ℓ2 norms",
         polar: "maxⱼ ‖Z_(j,:)‖₂",
         oracle: PolarOracle::MaxRowNorm,
@@ -860,7 +860,7 @@ pub const INDUCED: &[Induced] = &[
         map: MapForm::Matrix,
         gauges: &[Gauge::L2, Gauge::L1],
         nonnegative: false,
-        omega: "Σₖ ‖X_(:,k)‖₂",
+        omega: "Σₖ ‖{X}_(:,k)‖₂",
         omega_name: "sum of column ℓ2 norms",
         polar: "maxₖ ‖Z_(:,k)‖₂",
         oracle: PolarOracle::MaxColumnNorm,
@@ -870,7 +870,7 @@ pub const INDUCED: &[Induced] = &[
         map: MapForm::Matrix,
         gauges: &[Gauge::L1, Gauge::L1],
         nonnegative: true,
-        omega: "Σⱼₖ Xⱼₖ if X ≥ 0, else +∞",
+        omega: "Σⱼₖ {X}ⱼₖ if {X} ≥ 0, else +∞",
         omega_name: "entrywise ℓ1 norm on the nonnegative orthant",
         polar: "max(0, maxⱼₖ Zⱼₖ)",
         oracle: PolarOracle::MaxPositiveEntry,
@@ -880,7 +880,7 @@ pub const INDUCED: &[Induced] = &[
         map: MapForm::Matrix,
         gauges: &[Gauge::L2, Gauge::L2],
         nonnegative: true,
-        omega: "inf { Σᵢ ‖uᵢ‖₂‖vᵢ‖₂ : X = Σᵢ uᵢvᵢᵀ, uᵢ, vᵢ ≥ 0 }",
+        omega: "inf { Σᵢ ‖uᵢ‖₂‖vᵢ‖₂ : {X} = Σᵢ uᵢvᵢᵀ, uᵢ, vᵢ ≥ 0 }",
         omega_name: "nonnegative nuclear norm; no closed form",
         polar: "max { uᵀZv : ‖u‖₂ ≤ 1, ‖v‖₂ ≤ 1, u, v ≥ 0 }",
         oracle: PolarOracle::NonnegativePower,
@@ -890,7 +890,7 @@ pub const INDUCED: &[Induced] = &[
         map: MapForm::Tensor,
         gauges: &[Gauge::L2],
         nonnegative: false,
-        omega: "‖X‖_proj = inf { Σᵢ Πₖ ‖aᵏᵢ‖₂ : X = Σᵢ a¹ᵢ ⊗ … ⊗ aᴷᵢ }",
+        omega: "‖{X}‖_proj = inf { Σᵢ Πₖ ‖aᵏᵢ‖₂ : {X} = Σᵢ a¹ᵢ ⊗ … ⊗ aᴷᵢ }",
         omega_name: "tensor nuclear norm, the projective tensor norm",
         polar: "‖Z‖_σ = max { ⟨Z, a¹ ⊗ … ⊗ aᴷ⟩ : ‖aᵏ‖₂ ≤ 1 } (tensor spectral norm, NP-hard)",
         oracle: PolarOracle::HigherOrderPower,
@@ -900,13 +900,22 @@ pub const INDUCED: &[Induced] = &[
         map: MapForm::ReluTwoLayer,
         gauges: &[Gauge::L2, Gauge::L2],
         nonnegative: false,
-        omega: "inf { Σᵢ ‖w1ᵢ‖₂‖w2ᵢ‖₂ : X = Σᵢ relu({D} w1ᵢ) w2ᵢᵀ }",
+        omega: "inf { Σᵢ ‖w1ᵢ‖₂‖w2ᵢ‖₂ : {X} = Σᵢ relu({D} w1ᵢ) w2ᵢᵀ }",
         omega_name: "convex ReLU regularizer",
         polar: "max { ‖Zᵀ relu({D} w)‖₂ : ‖w‖₂ ≤ 1 }",
         oracle: PolarOracle::ReluPatterns,
         exactness: Exactness::ExactUpToInputDim(3),
     },
 ];
+
+/// Fills the placeholders of a catalog template (`{X}`, `{Y}`, `{D}`) with names.
+pub fn fill(template: &str, names: &[(&str, &str)]) -> String {
+    names
+        .iter()
+        .fold(template.to_string(), |text, (key, name)| {
+            text.replace(&format!("{{{key}}}"), name)
+        })
+}
 
 /// Converts a value of a parameter's domain to the text `hfc atoms` shows for its default.
 pub fn describe_default(spec: &ParamSpec) -> String {

@@ -207,7 +207,7 @@ fn loss_math(model: &ir::Model, x: &str) -> String {
     } else {
         x.to_string()
     };
-    template.replace("{Y}", y).replace("{X}", &x)
+    catalog::fill(template, &[("Y", y), ("X", &x)])
 }
 
 /// φ for one subnetwork, in single-column notation.
@@ -325,10 +325,9 @@ fn closed_or_variational(
                 Map::Network { input, .. } => model.data[*input].name.as_str(),
                 _ => "",
             };
-            // The catalog writes the convex variable X; a model may use X for data.
-            let var = convex_var(model);
-            let omega = row.omega.replace('X', var).replace("{D}", data);
-            let polar = row.polar.replace("{D}", data);
+            let names = [("X", convex_var(model)), ("D", data)];
+            let omega = catalog::fill(row.omega, &names);
+            let polar = catalog::fill(row.polar, &names);
             out.omega = Some(if factor.is_empty() {
                 omega
             } else if omega.contains(['=', ' ']) {

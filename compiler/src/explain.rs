@@ -146,16 +146,7 @@ fn loss_text(ir: &ir::Model, var: &str) -> String {
         format!("({})", params.join(", "))
     };
     let y = &ir.data[ir.loss.target].name;
-    // The catalog writes ℓ(Y, X); here Y is the fitted data and X the model's output.
-    let gradient: String = kind
-        .gradient
-        .chars()
-        .map(|c| match c {
-            'X' => var.to_string(),
-            'Y' => y.clone(),
-            c => c.to_string(),
-        })
-        .collect();
+    let gradient = catalog::fill(kind.gradient, &[("X", var), ("Y", y)]);
     format!(
         "{}{params}{observed}; gradient {gradient}, smoothness {}",
         kind.name, kind.smoothness

@@ -21,6 +21,11 @@ const KINDS: &[AtomKind] = &[
     AtomKind::NotHomogeneous,
 ];
 
+/// A catalog template with its generic names: data Y, output X, network input D.
+fn generic(template: &str) -> String {
+    catalog::fill(template, &[("X", "X"), ("Y", "Y"), ("D", "D")])
+}
+
 fn signature(atom: &catalog::Atom) -> String {
     let inputs = match atom.inputs {
         Inputs::Exactly(0) => String::new(),
@@ -108,12 +113,15 @@ pub fn text() -> String {
         } else {
             format!("{}({})", loss.name, params.join(", "))
         };
-        let value = loss.value.replace("{Y}", "Y").replace("{X}", "X");
+        let value = generic(loss.value);
         let _ = writeln!(out, "  {name:<28} {value}; data: {}", loss.requires);
         let _ = writeln!(
             out,
             "  {:<28} gradient {}; smoothness {}; conjugate {}",
-            "", loss.gradient, loss.smoothness, loss.conjugate
+            "",
+            generic(loss.gradient),
+            loss.smoothness,
+            generic(loss.conjugate)
         );
     }
     let _ = writeln!(
@@ -164,13 +172,13 @@ pub fn text() -> String {
         let _ = writeln!(
             out,
             "      Ω(X) = {}  ({})",
-            row.omega.replace("{D}", "D"),
+            generic(row.omega),
             row.omega_name
         );
         let _ = writeln!(
             out,
             "      Ω°(Z) = {}  ({}: {})",
-            row.polar.replace("{D}", "D"),
+            generic(row.polar),
             exactness_name(row.exactness),
             row.oracle.describe(8)
         );
@@ -203,10 +211,10 @@ pub fn json() -> Value {
         })).collect::<Vec<_>>(),
         "losses": LOSSES.iter().map(|l| json!({
             "name": l.name,
-            "value": l.value.replace("{Y}", "Y").replace("{X}", "X"),
-            "gradient": l.gradient,
+            "value": generic(l.value),
+            "gradient": generic(l.gradient),
             "smoothness": l.smoothness,
-            "conjugate": l.conjugate,
+            "conjugate": generic(l.conjugate),
             "params": l.params.iter().map(|p| json!({"name": p.name, "default": p.default})).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "solve_options": SOLVE_OPTIONS.iter().map(|o| json!({
@@ -215,9 +223,9 @@ pub fn json() -> Value {
         "closed_forms": INDUCED.iter().map(|r| json!({
             "map": map_form_name(r.map),
             "nonnegative": r.nonnegative,
-            "omega": r.omega.replace("{D}", "D"),
+            "omega": generic(r.omega),
             "omega_name": r.omega_name,
-            "polar": r.polar.replace("{D}", "D"),
+            "polar": generic(r.polar),
             "exact": r.exactness == Exactness::Exact,
         })).collect::<Vec<_>>(),
         "codes": codes::ALL.iter().map(|c| json!({

@@ -973,11 +973,13 @@ impl Resolver<'_> {
                 self.program.norms[norm]
                     .params
                     .iter()
+                    // Any constant here; their sign is checked against the norm's body in
+                    // `degree`, which knows which of them weigh a norm.
                     .map(|_| ParamSpec {
                         name: "",
                         default: None,
-                        domain: Domain::Nonnegative,
-                        doc: "",
+                        domain: Domain::Any,
+                        doc: "a parameter of a user-defined norm",
                     })
                     .collect(),
             ),
@@ -1155,11 +1157,7 @@ impl Resolver<'_> {
             // here (their sign is checked against the norm's body in `degree`), and in a norm
             // body they are the body's own parameters.
             let what = format!("`{}` of `{callee}`", param_names[j]);
-            let domain = if spec.name.is_empty() {
-                (Domain::Any, "")
-            } else {
-                (spec.domain, spec.doc)
-            };
+            let domain = (spec.domain, spec.doc);
             let valid = match state.as_deref() {
                 Some(st) => self
                     .constant_in(file, &st.cx.model, expr, &what, domain)

@@ -181,13 +181,6 @@ impl Diagnostics {
             .filter(|d| d.severity() == Severity::Error)
     }
 
-    /// The warnings.
-    pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.items
-            .iter()
-            .filter(|d| d.severity() == Severity::Warning)
-    }
-
     /// All of them.
     pub fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
         self.items.iter()
