@@ -8,6 +8,8 @@
 //! one [`Atom`] entry (plus, if its pairing with another norm has a closed form, one
 //! [`Induced`] row).
 
+use hfc_runtime::kir::{Binary, Expr, Unary};
+
 /// What kind of thing an atom is; decides where it may appear and how it is documented.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AtomKind {
@@ -595,7 +597,84 @@ pub struct Loss {
     pub conjugate: &'static str,
     /// What the data must be.
     pub requires: &'static str,
+    /// Its numbers, as kernel IR expressions for one entry.
+    pub kernel: LossKernel,
 }
+
+/// A loss's numbers as kernel IR expressions over one entry (`x` the model's output, `y` the
+/// data, `z` a dual variable, `p` the loss's parameter values in catalog order). The lowering
+/// builds every loss kernel from these; the back ends never know which loss they run.
+#[derive(Clone, Copy, Debug)]
+pub struct LossKernel {
+    /// ℓ(y, x) for one entry.
+    pub value: fn(x: Expr, y: Expr, p: &[f64]) -> Expr,
+    /// ∂ℓ/∂x for one entry.
+    pub gradient: fn(x: Expr, y: Expr, p: &[f64]) -> Expr,
+    /// ℓ*(z) for one entry (finite on the dual points the solver forms).
+    pub conjugate: fn(z: Expr, y: Expr, p: &[f64]) -> Expr,
+    /// Lipschitz constant of the gradient.
+    pub smoothness: fn(p: &[f64]) -> f64,
+    /// Quadratic in x (exact line searches; the squared-loss rewrites apply).
+    pub quadratic: bool,
+}
+
+fn param(p: &[f64], k: usize) -> f64 {
+    p.get(k).copied().unwrap_or(1.0)
+}
+
+const SQUARED_KERNEL: LossKernel = LossKernel {
+    value: |x, y, _| x.sub(y).un(Unary::Square).mul(Expr::c(0.5)),
+    gradient: |x, y, _| x.sub(y),
+    conjugate: |z, y, _| z.clone().mul(y).add(z.un(Unary::Square).mul(Expr::c(0.5))),
+    smoothness: |_| 1.0,
+    quadratic: true,
+};
+
+const HUBER_KERNEL: LossKernel = LossKernel {
+    // ½ min(|d|, δ)² + δ·max(|d| − δ, 0), d = x − y.
+    value: |x, y, p| {
+        let delta = param(p, 0);
+        let a = x.sub(y).un(Unary::Abs);
+        a.clone()
+            .bin(Binary::Min, Expr::c(delta))
+            .un(Unary::Square)
+            .mul(Expr::c(0.5))
+            .add(
+                a.sub(Expr::c(delta))
+                    .bin(Binary::Max, Expr::c(0.0))
+                    .mul(Expr::c(delta)),
+            )
+    },
+    gradient: |x, y, p| {
+        let delta = param(p, 0);
+        x.sub(y)
+            .bin(Binary::Max, Expr::c(-delta))
+            .bin(Binary::Min, Expr::c(delta))
+    },
+    conjugate: |z, y, _| z.clone().mul(y).add(z.un(Unary::Square).mul(Expr::c(0.5))),
+    smoothness: |_| 1.0,
+    quadratic: false,
+};
+
+const LOGISTIC_KERNEL: LossKernel = LossKernel {
+    // softplus(−y·x) = log(1 + exp(−y·x)), without overflow.
+    value: |x, y, _| y.mul(x).un(Unary::Neg).un(Unary::Softplus),
+    gradient: |x, y, _| {
+        y.clone()
+            .mul(y.mul(x).un(Unary::Neg).un(Unary::Sigmoid))
+            .un(Unary::Neg)
+    },
+    // With q = y·z ∈ [−1, 0]: (1 + q) log(1 + q) + (−q) log(−q).
+    conjugate: |z, y, _| {
+        let q = y.mul(z);
+        Expr::c(1.0)
+            .add(q.clone())
+            .un(Unary::XLogX)
+            .add(q.un(Unary::Neg).un(Unary::XLogX))
+    },
+    smoothness: |_| 0.25,
+    quadratic: false,
+};
 
 /// Every loss.
 pub const LOSSES: &[Loss] = &[
@@ -608,6 +687,7 @@ pub const LOSSES: &[Loss] = &[
         smoothness: "1",
         conjugate: "⟨Z, {Y}⟩ + ½‖Z‖²_F",
         requires: "real data",
+        kernel: SQUARED_KERNEL,
     },
     Loss {
         name: "huber",
@@ -623,6 +703,7 @@ pub const LOSSES: &[Loss] = &[
         smoothness: "1",
         conjugate: "⟨Z, {Y}⟩ + ½‖Z‖²_F if |Z| ≤ δ entrywise, else +∞",
         requires: "real data",
+        kernel: HUBER_KERNEL,
     },
     Loss {
         name: "logistic",
@@ -633,6 +714,7 @@ pub const LOSSES: &[Loss] = &[
         smoothness: "1/4",
         conjugate: "Σ (1+s)log(1+s) − s·log(−s) with s = {Y}∘Z ∈ [−1, 0] (entropy form)",
         requires: "labels in {−1, +1}",
+        kernel: LOGISTIC_KERNEL,
     },
 ];
 

@@ -19,6 +19,7 @@ pub mod diagnostics;
 pub mod explain;
 pub mod hir;
 pub mod ir;
+pub mod lower;
 pub mod math;
 pub mod reference;
 pub mod render;
@@ -59,9 +60,19 @@ pub struct Checked {
 
 /// Runs the whole front end on the file `root_name` with text `root_text`.
 pub fn check(root_name: &str, root_text: &str, loader: &mut dyn FileLoader) -> Checked {
+    check_with(root_name, root_text, loader, &[])
+}
+
+/// [`check`] with parameter values that replace the declared defaults (`--set NAME=VALUE`).
+pub fn check_with(
+    root_name: &str,
+    root_text: &str,
+    loader: &mut dyn FileLoader,
+    overrides: &[(String, f64)],
+) -> Checked {
     let mut diags = Diagnostics::new();
     let db = SourceDb::load(root_name, root_text, loader, &mut diags);
-    let program = resolve::resolve(&db, &mut diags);
+    let program = resolve::resolve(&db, overrides, &mut diags);
     let shapes = shape::infer_shapes(&program, &mut diags);
     let degrees = degree::check_degrees(&program, &shapes, &mut diags);
     // Gate: the model IR and the derivation need a program without errors.

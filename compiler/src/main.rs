@@ -6,11 +6,18 @@
 //! - `hfc explain MODEL.hfm [--json] [--model NAME]`: degrees, induced regularizer, polar
 //!   problem, polar solver and certificate; exit codes as `check`.
 //! - `hfc atoms [--json]`: the catalog, generated from the compiler's own tables.
+//! - `hfc run MODEL.hfm [--set NAME=VALUE]... [--data NAME=PATH]... [--out DIR]
+//!   [--backend interp] [--seed N] [--max-iter N] [--tol X] [--quiet] [--json]`: solves the
+//!   model; writes DIR/report.json, one DIR/<factor>.npy per factor and DIR/convergence.svg,
+//!   each atomically. Exit 0 converged, 3 stopped at a limit (results written), 1 model
+//!   errors, 2 usage/IO/data errors, 130 interrupted (results written, `"converged": false`).
 //!
 //! An internal compiler error (a bug, never bad input) prints a short message naming the
 //! file and exits with 101.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod run_cmd;
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -29,7 +36,7 @@ use hfc::{Checked, FileLoader};
     about = "Check, explain and solve positively homogeneous factorization models (.hfm)",
     long_about = "hfc checks that a model's regularizer has the same degree of positive \
                   homogeneity as its factorization map, derives the induced convex regularizer \
-                  and its polar problem, and (soon) solves the model to a certified global optimum."
+                  and its polar problem, and solves the model to a certified global optimum."
 )]
 struct Cli {
     /// When to colour diagnostics.
@@ -71,6 +78,41 @@ enum Command {
         #[arg(long = "model", value_name = "NAME")]
         model_name: Option<String>,
     },
+    /// Solve a model by the rank-growing algorithm and certify the result.
+    Run {
+        /// The model file.
+        model: String,
+        /// Which model of the file (needed when the file has several).
+        #[arg(long = "model", value_name = "NAME")]
+        model_name: Option<String>,
+        /// Set a parameter, replacing its declared value (repeatable).
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
+        /// Read data NAME from PATH instead of its `load("...")` (repeatable).
+        #[arg(long = "data", value_name = "NAME=PATH")]
+        data: Vec<String>,
+        /// Output folder (default: the model's name, next to the model file).
+        #[arg(long, value_name = "DIR")]
+        out: Option<std::path::PathBuf>,
+        /// Back end executing the kernels.
+        #[arg(long, default_value = "interp", value_parser = ["interp", "jit", "gpu"])]
+        backend: String,
+        /// Seed (replaces `solve { seed = ...; }`).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Iterations of local descent, in all (replaces `solve { max_iter = ...; }`).
+        #[arg(long = "max-iter", value_name = "N")]
+        max_iter: Option<u64>,
+        /// Relative tolerance (replaces `solve { tol = ...; }`).
+        #[arg(long, value_name = "X")]
+        tol: Option<f64>,
+        /// Print nothing but errors.
+        #[arg(long)]
+        quiet: bool,
+        /// Print the report as JSON on standard output.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the atoms, losses, options and closed forms hfc knows.
     Atoms {
         /// Print the catalog as JSON.
@@ -97,10 +139,10 @@ fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
-const EXIT_OK: u8 = 0;
-const EXIT_MODEL_ERRORS: u8 = 1;
-const EXIT_USAGE: u8 = 2;
-const EXIT_INTERNAL: u8 = 101;
+pub(crate) const EXIT_OK: u8 = 0;
+pub(crate) const EXIT_MODEL_ERRORS: u8 = 1;
+pub(crate) const EXIT_USAGE: u8 = 2;
+pub(crate) const EXIT_INTERNAL: u8 = 101;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -111,7 +153,9 @@ fn main() -> ExitCode {
         }
     };
     let file = match &cli.command {
-        Command::Check { model, .. } | Command::Explain { model, .. } => Some(model.clone()),
+        Command::Check { model, .. }
+        | Command::Explain { model, .. }
+        | Command::Run { model, .. } => Some(model.clone()),
         Command::Atoms { .. } => None,
     };
     // A bug must not look like a crash on the user's input: no raw trace, the file named.
@@ -152,6 +196,34 @@ fn run(cli: Cli) -> u8 {
             json,
             model_name,
         } => explain(&model, json, model_name.as_deref(), style),
+        Command::Run {
+            model,
+            model_name,
+            set,
+            data,
+            out,
+            backend,
+            seed,
+            max_iter,
+            tol,
+            quiet,
+            json,
+        } => run_cmd::run(
+            run_cmd::RunArgs {
+                model,
+                model_name,
+                set,
+                data,
+                out,
+                backend,
+                seed,
+                max_iter,
+                tol,
+                quiet,
+                json,
+            },
+            style,
+        ),
         Command::Atoms { json } => {
             if json {
                 println!("{}", pretty(&hfc::reference::json()));
@@ -166,12 +238,17 @@ fn run(cli: Cli) -> u8 {
 /// Reads and checks a model file; `Err(exit code)` after reporting an IO error. A path
 /// `std/NAME` that is not on disk names a file of the built-in standard library.
 fn load(path: &str) -> Result<Checked, u8> {
+    load_with(path, &[])
+}
+
+/// [`load`] with parameter values replacing the declared defaults.
+pub(crate) fn load_with(path: &str, overrides: &[(String, f64)]) -> Result<Checked, u8> {
     let builtin = path
         .strip_prefix(hfc::source::STD_PREFIX)
         .and_then(hfc_stdlib::file)
         .filter(|_| !Path::new(path).exists());
     if let Some(text) = builtin {
-        return Ok(hfc::check(path, text, &mut FsLoader));
+        return Ok(hfc::check_with(path, text, &mut FsLoader, overrides));
     }
     let text = match std::fs::read_to_string(Path::new(path)) {
         Ok(text) => text,
@@ -184,7 +261,7 @@ fn load(path: &str) -> Result<Checked, u8> {
         eprintln!("error: `{path}` is larger than 4 GiB");
         return Err(EXIT_USAGE);
     }
-    Ok(hfc::check(path, &text, &mut FsLoader))
+    Ok(hfc::check_with(path, &text, &mut FsLoader, overrides))
 }
 
 fn diagnostics_json(checked: &Checked) -> Vec<serde_json::Value> {

@@ -25,9 +25,10 @@ use crate::hir::{
 use crate::source::SourceDb;
 
 /// Resolves the root file of `db` and the norms it can see.
-pub fn resolve(db: &SourceDb, diags: &mut Diagnostics) -> Program {
+pub fn resolve(db: &SourceDb, overrides: &[(String, f64)], diags: &mut Diagnostics) -> Program {
     let mut resolver = Resolver {
         db,
+        overrides,
         program: Program::default(),
         diags,
         global_norms: HashMap::new(),
@@ -49,6 +50,9 @@ pub fn resolve(db: &SourceDb, diags: &mut Diagnostics) -> Program {
 
 struct Resolver<'a> {
     db: &'a SourceDb,
+    /// Parameter values set from outside (`hfc run --set NAME=VALUE`): they replace the
+    /// declared defaults of the root file's models.
+    overrides: &'a [(String, f64)],
     program: Program,
     diags: &'a mut Diagnostics,
     global_norms: HashMap<String, NormId>,
@@ -449,7 +453,10 @@ impl Resolver<'_> {
             return;
         }
         let expr = self.model_expr(file, cx, &[], &p.value);
-        let value = self.constant(file, &cx.model, expr, "a parameter's value");
+        let mut value = self.constant(file, &cx.model, expr, "a parameter's value");
+        if let Some((_, v)) = self.overrides.iter().find(|(n, _)| *n == p.name.name) {
+            value = Some(*v);
+        }
         let id = cx.model.params.alloc(hir::Param {
             name: p.name.name.clone(),
             span: p.name.span,

@@ -118,6 +118,14 @@ codes! {
 
     CONVEX_NO_POLAR = "hfc::convex::no_polar_oracle", Warning,
         "hfc has no solver for this map's polar problem: no certificate";
+
+    // Codes of `hfc run` and of reading data (produced by the runtime tests, not the UI corpus).
+    RUN_UNSUPPORTED = "hfc::run::unsupported", Error,
+        "a model `hfc check` accepts but the runtime cannot run yet";
+    DATA_SHAPE = "hfc::data::shape_mismatch", Error,
+        "a data file whose shape differs from the declaration, or from other data's";
+    DATA_FILE = "hfc::data::bad_file", Error,
+        "a data file that is missing, malformed, non-finite or empty";
 }
 
 #[cfg(test)]

@@ -1,0 +1,646 @@
+//! Lowering: a checked model and its derivation to a kernel program.
+//!
+//! Input: an [`ir::Model`] and its [`InducedProblem`]. Output: a [`kir::Program`] (validated
+//! by the caller with `hfc_runtime::valid::validate`) or a diagnostic saying what the runtime
+//! cannot run yet. The model-specific choices are made here, once, not in the solver loop:
+//!
+//! - **squared loss, every entry**: the m × n residual is never formed. ∇_U = U (VᵀV) − Y V,
+//!   ∇_V = V (UᵀU) − Yᵀ U, ℓ = ½‖Y‖² − ⟨U, Y V⟩ + ½⟨UᵀU, VᵀV⟩ (‖Y‖² once, in `setup`), the
+//!   polar's products −∇ℓ·x = Y x − U (Vᵀ x), and the loss after a V step reuses Yᵀ U.
+//! - **any loss on observed entries**: the prediction is sampled at the observations only
+//!   (`sample`), gradients are sparse-times-dense products (`spmm`): cost grows with the
+//!   number of observations, never with m·n.
+//! - **other losses on every entry**: X = U Vᵀ, then the catalog's elementwise value and
+//!   gradient ([`catalog::LossKernel`]).
+
+use hfc_grammar::Span;
+use hfc_runtime::kir::{
+    BufId, Buffer, BufferKind, Dim, DimId, DimKind, Expr, Gauge, GaugeAtom, Kernel, KernelId, Plan,
+    PolarSolver, Program, Role, Slot, Stmt, Unary,
+};
+
+use crate::catalog::{self, PolarOracle};
+use crate::derive::{Certificate, InducedProblem};
+use crate::diagnostics::{Diagnostic, codes};
+use crate::ir::{self, FactorGauge, Map, RegForm};
+
+/// What the runtime needs to know beyond the program: which data to bind where.
+#[derive(Clone, Debug)]
+pub struct Lowered {
+    /// The program.
+    pub program: Program,
+    /// The fitted data (index into the model's `data`) and its buffer.
+    pub target: (usize, BufId),
+    /// Whether the target is bound as observed entries.
+    pub observed: bool,
+    /// The data dimensions (rows, columns).
+    pub data_dims: (DimId, DimId),
+    /// The left and right factors (indices into the model's `factors`).
+    pub factors: (usize, usize),
+}
+
+fn unsupported(model: &ir::Model, span: Span, what: &str, help: &str) -> Box<Diagnostic> {
+    Box::new(
+        Diagnostic::new(
+            codes::RUN_UNSUPPORTED,
+            model.file,
+            format!("`hfc run` cannot run this model yet: {what}"),
+            span,
+            "not supported by the runtime",
+        )
+        .with_help(help.to_string())
+        .with_note(
+            "the runtime runs matrix factorizations `U * V'` with a product of column gauges \
+             (ℓ1, ℓ2, ℓ∞, TV, sums of them, nonnegativity); `hfc explain` still derives the \
+             convex problem of this model",
+        ),
+    )
+}
+
+struct Builder {
+    dims: Vec<Dim>,
+    buffers: Vec<Buffer>,
+    kernels: Vec<Kernel>,
+    roles: Vec<(Role, KernelId)>,
+}
+
+impl Builder {
+    fn dim(&mut self, name: &str, kind: DimKind) -> DimId {
+        self.dims.push(Dim {
+            name: name.to_string(),
+            kind,
+        });
+        DimId(self.dims.len() as u32 - 1)
+    }
+
+    fn buf(&mut self, name: &str, shape: &[DimId], kind: BufferKind) -> BufId {
+        self.buffers.push(Buffer {
+            name: name.to_string(),
+            shape: shape.to_vec(),
+            kind,
+        });
+        BufId(self.buffers.len() as u32 - 1)
+    }
+
+    fn kernel(&mut self, role: Role, body: Vec<Stmt>) {
+        self.kernels.push(Kernel {
+            name: role.name().to_string(),
+            body,
+        });
+        self.roles
+            .push((role, KernelId(self.kernels.len() as u32 - 1)));
+    }
+}
+
+fn gemm(dst: BufId, a: BufId, trans_a: bool, b: BufId, trans_b: bool, alpha: f64) -> Stmt {
+    Stmt::Gemm {
+        dst,
+        a,
+        trans_a,
+        b,
+        trans_b,
+        alpha,
+        accumulate: false,
+    }
+}
+
+fn gemm_acc(dst: BufId, a: BufId, trans_a: bool, b: BufId, trans_b: bool, alpha: f64) -> Stmt {
+    Stmt::Gemm {
+        dst,
+        a,
+        trans_a,
+        b,
+        trans_b,
+        alpha,
+        accumulate: true,
+    }
+}
+
+fn sum(dst: BufId, expr: Expr) -> Stmt {
+    Stmt::Sum { dst, expr }
+}
+
+fn map(dst: BufId, expr: Expr) -> Stmt {
+    Stmt::Map { dst, expr }
+}
+
+fn b(id: BufId) -> Expr {
+    Expr::Buf(id)
+}
+
+fn gauge_of(model: &ir::Model, g: &FactorGauge) -> Option<(Gauge, f64)> {
+    if g.power != 1 {
+        return None;
+    }
+    let mut terms = Vec::new();
+    for (weight, atom) in &g.terms {
+        let atom = match atom.gauge? {
+            catalog::Gauge::L1 => GaugeAtom::L1,
+            catalog::Gauge::L2 => GaugeAtom::L2,
+            catalog::Gauge::Linf => GaugeAtom::Linf,
+            catalog::Gauge::Tv => GaugeAtom::Tv,
+        };
+        terms.push((weight.value, atom));
+    }
+    // A single weighted atom: the weight moves into θ's constant, so that the closed-form
+    // polar solvers see unit balls.
+    let mut scale = 1.0;
+    if let [(w, _)] = terms.as_mut_slice() {
+        scale = *w;
+        *w = 1.0;
+    }
+    let nonneg = model.factors.get(g.factor)?.nonneg;
+    Some((Gauge { terms, nonneg }, scale))
+}
+
+/// Lowers a model the runtime can run.
+pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box<Diagnostic>> {
+    let Map::Matrix { left, right } = model.map else {
+        return Err(unsupported(
+            model,
+            model.map_span,
+            "the map is not a matrix factorization `U * V'`",
+            "CP tensors and networks come with the next runtime release; `hfc explain` works now",
+        ));
+    };
+    let reg_help = "write the regularizer as `lambda * sum(i) g(U[:, i]) * h(V[:, i])` with \
+                    norms g, h built from norm1, norm2, norminf and tv";
+    let (mut gauge_left, mut gauge_right, mut scale) = match &model.reg.form {
+        RegForm::Product { gauges, scale } => {
+            let find = |f: usize| gauges.iter().find(|g| g.factor == f);
+            let (Some(gl), Some(gr)) = (find(left), find(right)) else {
+                return Err(unsupported(
+                    model,
+                    model.map_span,
+                    "the regularizer does not put one gauge on each factor",
+                    reg_help,
+                ));
+            };
+            let (Some((gl, sl)), Some((gr, sr))) = (gauge_of(model, gl), gauge_of(model, gr))
+            else {
+                return Err(unsupported(
+                    model,
+                    model.map_span,
+                    "a factor's gauge is not a sum of ℓ1, ℓ2, ℓ∞ and TV norms",
+                    reg_help,
+                ));
+            };
+            (gl, gr, scale.value * sl * sr)
+        }
+        // λ(‖U‖² + ‖V‖²) equals 2λ Σ‖uᵢ‖‖vᵢ‖ at balance (AM–GM), and balancing never
+        // changes the map: the runtime solves the product form.
+        RegForm::WeightDecay(gauges)
+            if gauges.len() == 2
+                && gauges
+                    .iter()
+                    .all(|g| g.power == 2 && matches!(g.simple(), Some(catalog::Gauge::L2))) =>
+        {
+            let l2 = |f: usize| Gauge {
+                terms: vec![(1.0, GaugeAtom::L2)],
+                nonneg: model.factors[f].nonneg,
+            };
+            (l2(left), l2(right), 2.0)
+        }
+        _ => {
+            return Err(unsupported(
+                model,
+                model.map_span,
+                "the regularizer is not a product of one column gauge per factor",
+                reg_help,
+            ));
+        }
+    };
+    for g in [&gauge_left, &gauge_right] {
+        if let Some(why) = hfc_runtime::gauge::supported(g) {
+            return Err(unsupported(model, model.map_span, &why, reg_help));
+        }
+    }
+    if induced.certificate == Certificate::None {
+        return Err(unsupported(
+            model,
+            model.map_span,
+            "the model has no polar certificate (see `hfc explain`)",
+            "match the regularizer's degree to the map's so that the rank-growing algorithm \
+             applies",
+        ));
+    }
+    let polar = match induced.oracle {
+        Some(PolarOracle::TopSingularValue) => PolarSolver::TopSingular,
+        Some(PolarOracle::MaxAbsEntry) => PolarSolver::MaxAbsEntry,
+        Some(PolarOracle::MaxPositiveEntry) => PolarSolver::MaxPositiveEntry,
+        Some(PolarOracle::MaxRowNorm) => PolarSolver::MaxRowNorm,
+        Some(PolarOracle::MaxColumnNorm) => PolarSolver::MaxColumnNorm,
+        Some(PolarOracle::NonnegativePower | PolarOracle::AlternatingProx) => {
+            PolarSolver::Alternating
+        }
+        _ => {
+            return Err(unsupported(
+                model,
+                model.map_span,
+                "its polar solver is not available in the runtime",
+                "see `hfc explain` for the polar problem",
+            ));
+        }
+    };
+    // The ℓ2 Lanczos and ℓ1 closed forms assume unit-weight single atoms (moved into scale
+    // above); the alternating solver works with any weights.
+    if polar != PolarSolver::Alternating {
+        for g in [&mut gauge_left, &mut gauge_right] {
+            if g.terms.len() != 1 {
+                return Err(unsupported(
+                    model,
+                    model.map_span,
+                    "an exact polar solver for a composite gauge",
+                    reg_help,
+                ));
+            }
+        }
+    }
+    if scale <= 0.0 || !scale.is_finite() {
+        scale = 1.0;
+    }
+    let loss = &model.loss;
+    let kernel = loss.kind.kernel;
+    let params = loss.params.clone();
+    let observed = loss.observed;
+    let target = loss.target;
+
+    let mut bld = Builder {
+        dims: Vec::new(),
+        buffers: Vec::new(),
+        kernels: Vec::new(),
+        roles: Vec::new(),
+    };
+    let data_shape = &model.data[target].shape;
+    let (m_name, n_name) = (
+        data_shape.first().cloned().unwrap_or_else(|| "m".into()),
+        data_shape.get(1).cloned().unwrap_or_else(|| "n".into()),
+    );
+    let m = bld.dim(&m_name, DimKind::Data);
+    let n = bld.dim(&n_name, DimKind::Data);
+    let r = bld.dim(&model.size_index, DimKind::Rank);
+    let p = bld.dim("p", DimKind::Probe);
+    let scalar = |bld: &mut Builder, name: &str, kind| bld.buf(name, &[], kind);
+    let y_name = model.data[target].name.clone();
+    let (y, nnz) = if observed {
+        let nnz = bld.dim("nnz", DimKind::Observed);
+        (
+            bld.buf(&y_name, &[nnz], BufferKind::Observed { rows: m, cols: n }),
+            Some(nnz),
+        )
+    } else {
+        (bld.buf(&y_name, &[m, n], BufferKind::Input), None)
+    };
+    let u = bld.buf(&model.factors[left].name, &[m, r], BufferKind::Factor);
+    let v = bld.buf(&model.factors[right].name, &[n, r], BufferKind::Factor);
+    let loss_buf = scalar(&mut bld, "loss", BufferKind::State);
+    let grad_u = bld.buf("grad_left", &[m, r], BufferKind::State);
+    let grad_v = bld.buf("grad_right", &[n, r], BufferKind::State);
+    let step_u = bld.buf("step_left", &[m, r], BufferKind::Arg);
+    let step_v = bld.buf("step_right", &[n, r], BufferKind::Arg);
+    let weights = bld.buf("prox_weights", &[r], BufferKind::Arg);
+    let gauge_u = bld.buf("gauge_left", &[r], BufferKind::State);
+    let gauge_v = bld.buf("gauge_right", &[r], BufferKind::State);
+    let probe_in_u = bld.buf("probe_in_left", &[m, p], BufferKind::Arg);
+    let probe_in_v = bld.buf("probe_in_right", &[n, p], BufferKind::Arg);
+    let probe_out_u = bld.buf("probe_out_left", &[m, p], BufferKind::State);
+    let probe_out_v = bld.buf("probe_out_right", &[n, p], BufferKind::State);
+    let dual_scale = scalar(&mut bld, "dual_scale", BufferKind::Arg);
+    let dual = scalar(&mut bld, "dual", BufferKind::State);
+    let curvature = scalar(&mut bld, "curvature", BufferKind::State);
+
+    let value = |x: Expr, y: Expr| (kernel.value)(x, y, &params);
+    let gradient = |x: Expr, y: Expr| (kernel.gradient)(x, y, &params);
+    let conjugate = |z: Expr, y: Expr| (kernel.conjugate)(z, y, &params);
+
+    if let Some(nnz) = nnz {
+        // Any loss on observed entries: sampled predictions, sparse gradients.
+        let pred = bld.buf("pred", &[nnz], BufferKind::Temp);
+        let resid = bld.buf("grad_obs", &[nnz], BufferKind::State);
+        let predict = |extra: Vec<Stmt>| {
+            let mut body = vec![
+                Stmt::Sample {
+                    dst: pred,
+                    pattern: y,
+                    a: u,
+                    b: v,
+                },
+                sum(loss_buf, value(b(pred), b(y))),
+            ];
+            body.extend(extra);
+            body
+        };
+        let spmm = |dst, values, rhs, trans, alpha| Stmt::SpMM {
+            dst,
+            pattern: y,
+            values,
+            b: rhs,
+            trans,
+            alpha,
+            accumulate: false,
+        };
+        bld.kernel(Role::Setup, Vec::new());
+        bld.kernel(Role::Value, predict(Vec::new()));
+        bld.kernel(
+            Role::GradLeft,
+            predict(vec![
+                map(resid, gradient(b(pred), b(y))),
+                spmm(grad_u, resid, v, false, 1.0),
+            ]),
+        );
+        bld.kernel(
+            Role::GradRight,
+            predict(vec![
+                map(resid, gradient(b(pred), b(y))),
+                spmm(grad_v, resid, u, true, 1.0),
+            ]),
+        );
+        bld.kernel(Role::ValueAfterRight, predict(Vec::new()));
+        bld.kernel(
+            Role::Residual,
+            predict(vec![map(resid, gradient(b(pred), b(y)))]),
+        );
+        bld.kernel(
+            Role::ApplyNegGrad,
+            vec![spmm(probe_out_u, resid, probe_in_v, false, -1.0)],
+        );
+        bld.kernel(
+            Role::ApplyNegGradT,
+            vec![spmm(probe_out_v, resid, probe_in_u, true, -1.0)],
+        );
+        let z = bld.buf("dual_point", &[nnz], BufferKind::Temp);
+        let total = scalar(&mut bld, "conjugate_sum", BufferKind::Temp);
+        bld.kernel(
+            Role::Dual,
+            vec![
+                map(z, b(dual_scale).mul(b(resid))),
+                sum(total, conjugate(b(z), b(y))),
+                map(dual, b(total).un(Unary::Neg)),
+            ],
+        );
+        let sampled = bld.buf("probe_sample", &[nnz], BufferKind::Temp);
+        bld.kernel(
+            Role::Curvature,
+            vec![
+                Stmt::Sample {
+                    dst: sampled,
+                    pattern: y,
+                    a: probe_in_u,
+                    b: probe_in_v,
+                },
+                sum(curvature, b(sampled).un(Unary::Square)),
+            ],
+        );
+    } else if kernel.quadratic {
+        // Squared loss on every entry: traces, never the m × n residual.
+        let yy = scalar(&mut bld, "y_sq", BufferKind::State);
+        let yv = bld.buf("y_v", &[m, r], BufferKind::Temp);
+        let ytu = bld.buf("yt_u", &[n, r], BufferKind::State);
+        let utu = bld.buf("ut_u", &[r, r], BufferKind::Temp);
+        let vtv = bld.buf("vt_v", &[r, r], BufferKind::Temp);
+        let cross = scalar(&mut bld, "x_dot_y", BufferKind::State);
+        let xx = scalar(&mut bld, "x_sq", BufferKind::State);
+        // loss = ½‖Y‖² − ⟨X, Y⟩ + ½‖X‖², with ⟨X, Y⟩ and ‖X‖² from traces.
+        let loss_from_traces = map(
+            loss_buf,
+            b(yy)
+                .mul(Expr::c(0.5))
+                .sub(b(cross))
+                .add(b(xx).mul(Expr::c(0.5))),
+        );
+        let grams = vec![
+            gemm(utu, u, true, u, false, 1.0),
+            gemm(vtv, v, true, v, false, 1.0),
+            sum(xx, b(utu).mul(b(vtv))),
+        ];
+        bld.kernel(Role::Setup, vec![sum(yy, b(y).un(Unary::Square))]);
+        let via_yv = |extra: Vec<Stmt>| {
+            let mut body = vec![gemm(yv, y, false, v, false, 1.0)];
+            body.extend(grams.clone());
+            body.push(sum(cross, b(u).mul(b(yv))));
+            body.push(loss_from_traces.clone());
+            body.extend(extra);
+            body
+        };
+        bld.kernel(Role::Value, via_yv(Vec::new()));
+        bld.kernel(
+            Role::GradLeft,
+            via_yv(vec![
+                gemm(grad_u, u, false, vtv, false, 1.0),
+                gemm_acc(grad_u, y, false, v, false, -1.0),
+            ]),
+        );
+        let via_ytu = |first: Vec<Stmt>, extra: Vec<Stmt>| {
+            let mut body = first;
+            body.extend(grams.clone());
+            body.push(sum(cross, b(v).mul(b(ytu))));
+            body.push(loss_from_traces.clone());
+            body.extend(extra);
+            body
+        };
+        bld.kernel(
+            Role::GradRight,
+            via_ytu(
+                vec![gemm(ytu, y, true, u, false, 1.0)],
+                vec![
+                    gemm(grad_v, v, false, utu, false, 1.0),
+                    Stmt::Map {
+                        dst: grad_v,
+                        expr: b(grad_v).sub(b(ytu)),
+                    },
+                ],
+            ),
+        );
+        bld.kernel(Role::ValueAfterRight, via_ytu(Vec::new(), Vec::new()));
+        bld.kernel(Role::Residual, via_yv(Vec::new()));
+        let vtx = bld.buf("vt_probe", &[r, p], BufferKind::Temp);
+        let uty = bld.buf("ut_probe", &[r, p], BufferKind::Temp);
+        bld.kernel(
+            Role::ApplyNegGrad,
+            vec![
+                gemm(vtx, v, true, probe_in_v, false, 1.0),
+                gemm(probe_out_u, y, false, probe_in_v, false, 1.0),
+                gemm_acc(probe_out_u, u, false, vtx, false, -1.0),
+            ],
+        );
+        bld.kernel(
+            Role::ApplyNegGradT,
+            vec![
+                gemm(uty, u, true, probe_in_u, false, 1.0),
+                gemm(probe_out_v, y, true, probe_in_u, false, 1.0),
+                gemm_acc(probe_out_v, v, false, uty, false, -1.0),
+            ],
+        );
+        // −ℓ*(s·G) = −(s⟨G, Y⟩ + ½s²‖G‖²), ⟨G, Y⟩ = ⟨X, Y⟩ − ‖Y‖², ‖G‖² = ‖X‖² − 2⟨X, Y⟩ + ‖Y‖².
+        let s = || b(dual_scale);
+        let g_dot_y = b(cross).sub(b(yy));
+        let g_sq = b(xx).sub(b(cross).mul(Expr::c(2.0))).add(b(yy));
+        bld.kernel(
+            Role::Dual,
+            vec![map(
+                dual,
+                s().mul(g_dot_y)
+                    .add(s().mul(s()).mul(g_sq).mul(Expr::c(0.5)))
+                    .un(Unary::Neg),
+            )],
+        );
+        let (uu, vv) = (
+            scalar(&mut bld, "probe_left_sq", BufferKind::Temp),
+            scalar(&mut bld, "probe_right_sq", BufferKind::Temp),
+        );
+        bld.kernel(
+            Role::Curvature,
+            vec![
+                sum(uu, b(probe_in_u).un(Unary::Square)),
+                sum(vv, b(probe_in_v).un(Unary::Square)),
+                map(curvature, b(uu).mul(b(vv))),
+            ],
+        );
+    } else {
+        // Other losses on every entry: form X = U Vᵀ and apply the catalog's formulas.
+        let x = bld.buf("pred", &[m, n], BufferKind::Temp);
+        let g = bld.buf("grad_full", &[m, n], BufferKind::State);
+        let predict = |extra: Vec<Stmt>| {
+            let mut body = vec![
+                gemm(x, u, false, v, true, 1.0),
+                sum(loss_buf, value(b(x), b(y))),
+            ];
+            body.extend(extra);
+            body
+        };
+        bld.kernel(Role::Setup, Vec::new());
+        bld.kernel(Role::Value, predict(Vec::new()));
+        bld.kernel(
+            Role::GradLeft,
+            predict(vec![
+                map(g, gradient(b(x), b(y))),
+                gemm(grad_u, g, false, v, false, 1.0),
+            ]),
+        );
+        bld.kernel(
+            Role::GradRight,
+            predict(vec![
+                map(g, gradient(b(x), b(y))),
+                gemm(grad_v, g, true, u, false, 1.0),
+            ]),
+        );
+        bld.kernel(Role::ValueAfterRight, predict(Vec::new()));
+        bld.kernel(Role::Residual, predict(vec![map(g, gradient(b(x), b(y)))]));
+        bld.kernel(
+            Role::ApplyNegGrad,
+            vec![gemm(probe_out_u, g, false, probe_in_v, false, -1.0)],
+        );
+        bld.kernel(
+            Role::ApplyNegGradT,
+            vec![gemm(probe_out_v, g, true, probe_in_u, false, -1.0)],
+        );
+        let z = bld.buf("dual_point", &[m, n], BufferKind::Temp);
+        let total = scalar(&mut bld, "conjugate_sum", BufferKind::Temp);
+        bld.kernel(
+            Role::Dual,
+            vec![
+                map(z, b(dual_scale).mul(b(g))),
+                sum(total, conjugate(b(z), b(y))),
+                map(dual, b(total).un(Unary::Neg)),
+            ],
+        );
+        let (uu, vv) = (
+            scalar(&mut bld, "probe_left_sq", BufferKind::Temp),
+            scalar(&mut bld, "probe_right_sq", BufferKind::Temp),
+        );
+        bld.kernel(
+            Role::Curvature,
+            vec![
+                sum(uu, b(probe_in_u).un(Unary::Square)),
+                sum(vv, b(probe_in_v).un(Unary::Square)),
+                map(curvature, b(uu).mul(b(vv))),
+            ],
+        );
+    }
+    bld.kernel(
+        Role::GaugeLeft,
+        vec![Stmt::ColumnGauge {
+            dst: gauge_u,
+            src: u,
+            gauge: gauge_left.clone(),
+        }],
+    );
+    bld.kernel(
+        Role::GaugeRight,
+        vec![Stmt::ColumnGauge {
+            dst: gauge_v,
+            src: v,
+            gauge: gauge_right.clone(),
+        }],
+    );
+    bld.kernel(
+        Role::ProxLeft,
+        vec![Stmt::ColumnProx {
+            dst: u,
+            src: step_u,
+            weights,
+            gauge: gauge_left.clone(),
+        }],
+    );
+    bld.kernel(
+        Role::ProxRight,
+        vec![Stmt::ColumnProx {
+            dst: v,
+            src: step_v,
+            weights,
+            gauge: gauge_right.clone(),
+        }],
+    );
+    let slots = vec![
+        (Slot::Left, u),
+        (Slot::Right, v),
+        (Slot::Loss, loss_buf),
+        (Slot::GradLeft, grad_u),
+        (Slot::GradRight, grad_v),
+        (Slot::StepLeft, step_u),
+        (Slot::StepRight, step_v),
+        (Slot::ProxWeights, weights),
+        (Slot::GaugeLeft, gauge_u),
+        (Slot::GaugeRight, gauge_v),
+        (Slot::ProbeInLeft, probe_in_u),
+        (Slot::ProbeInRight, probe_in_v),
+        (Slot::ProbeOutLeft, probe_out_u),
+        (Slot::ProbeOutRight, probe_out_v),
+        (Slot::DualScale, dual_scale),
+        (Slot::Dual, dual),
+        (Slot::Curvature, curvature),
+    ];
+    let lambda = match model.reg.form {
+        RegForm::None => 0.0,
+        _ => model.reg.weight.value,
+    };
+    let program = Program {
+        name: model.name.clone(),
+        dims: bld.dims,
+        buffers: bld.buffers,
+        kernels: bld.kernels,
+        plan: Plan {
+            rank: r,
+            probe: p,
+            lambda,
+            scale,
+            gauge_left,
+            gauge_right,
+            smoothness: (kernel.smoothness)(&params),
+            quadratic: kernel.quadratic,
+            masked: observed,
+            polar,
+            polar_exact: induced.polar_exact && induced.certificate == Certificate::Exact,
+            polar_starts: model.solve.polar_starts,
+            slots,
+            roles: bld.roles,
+        },
+    };
+    Ok(Lowered {
+        program,
+        target: (target, y),
+        observed,
+        data_dims: (m, n),
+        factors: (left, right),
+    })
+}

@@ -1,0 +1,431 @@
+//! `hfc run`: check, lower, read the data, solve, write the results atomically.
+//!
+//! Part of the binary (it touches files, the terminal and exit codes); the work is done by
+//! the library (`hfc::lower`) and the runtime (`hfc_runtime`).
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use serde_json::json;
+
+use hfc::render::{self, Style};
+use hfc_runtime::backend::Backend;
+use hfc_runtime::kir::DimKind;
+use hfc_runtime::machine::Machine;
+use hfc_runtime::solve::{self, Options, Record, Stop};
+use hfc_runtime::{Interpreter, Value, data, report, valid};
+
+use crate::{EXIT_INTERNAL, EXIT_MODEL_ERRORS, EXIT_OK, EXIT_USAGE};
+
+/// Stopped at the iteration or rank limit; the results are written.
+const EXIT_LIMIT: u8 = 3;
+/// Interrupted (Ctrl-C); the current state is written with `"converged": false`.
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// What `hfc run` was asked.
+pub struct RunArgs {
+    pub model: String,
+    pub model_name: Option<String>,
+    pub set: Vec<String>,
+    pub data: Vec<String>,
+    pub out: Option<PathBuf>,
+    pub backend: String,
+    pub seed: Option<u64>,
+    pub max_iter: Option<u64>,
+    pub tol: Option<f64>,
+    pub quiet: bool,
+    pub json: bool,
+}
+
+fn parse_pairs(items: &[String], what: &str) -> Result<Vec<(String, String)>, String> {
+    items
+        .iter()
+        .map(|item| {
+            item.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .filter(|(k, v)| !k.is_empty() && !v.is_empty())
+                .ok_or_else(|| format!("`--{what} {item}`: expected NAME=VALUE"))
+        })
+        .collect()
+}
+
+/// Writes a file atomically: a temporary file in the same folder, then a rename, so that an
+/// interrupted run never leaves a half-written result.
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn npy_bytes(a: &ndarray::Array2<f64>) -> Result<Vec<u8>, String> {
+    use ndarray_npy::WriteNpyExt;
+    let mut out = Vec::new();
+    a.write_npy(&mut out).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+fn data_error(code: &str, message: &str) -> u8 {
+    eprintln!("error[{code}]: {message}");
+    EXIT_USAGE
+}
+
+/// Runs `hfc run`; returns the exit code.
+pub fn run(args: RunArgs, style: Style) -> u8 {
+    let started = Instant::now();
+    if args.backend != "interp" {
+        eprintln!(
+            "error: backend `{}` is not available in this build (available: interp)",
+            args.backend
+        );
+        return EXIT_USAGE;
+    }
+    let sets = match parse_pairs(&args.set, "set") {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let mut overrides = Vec::new();
+    for (name, value) in &sets {
+        match value.parse::<f64>() {
+            Ok(v) if v.is_finite() => overrides.push((name.clone(), v)),
+            _ => {
+                eprintln!("error: `--set {name}={value}`: the value must be a finite number");
+                return EXIT_USAGE;
+            }
+        }
+    }
+    let data_overrides = match parse_pairs(&args.data, "data") {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let checked = match crate::load_with(&args.model, &overrides) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let errors = checked.diagnostics.error_count();
+    if !args.quiet || errors > 0 {
+        eprint!(
+            "{}",
+            render::render_all(&checked.db, &checked.diagnostics, style)
+        );
+    }
+    if errors > 0 {
+        return EXIT_MODEL_ERRORS;
+    }
+    let report = match &args.model_name {
+        Some(name) => checked.models.iter().find(|m| m.name == *name),
+        None if checked.models.len() == 1 => checked.models.first(),
+        None => {
+            eprintln!(
+                "error: `{}` has {} models; choose one with --model NAME",
+                args.model,
+                checked.models.len()
+            );
+            return EXIT_USAGE;
+        }
+    };
+    let Some(report) = report else {
+        eprintln!("error: `{}` has no such model", args.model);
+        return EXIT_USAGE;
+    };
+    let (Some(model), Some(induced)) = (&report.ir, &report.induced) else {
+        eprintln!("error: `{}` has no model to run", args.model);
+        return EXIT_MODEL_ERRORS;
+    };
+    for (name, _) in &overrides {
+        if !model.params.iter().any(|(p, _)| p == name) {
+            let names: Vec<&str> = model.params.iter().map(|(p, _)| p.as_str()).collect();
+            eprintln!(
+                "error: `--set {name}`: model `{}` has no parameter `{name}` (its parameters: {})",
+                model.name,
+                if names.is_empty() {
+                    "none".into()
+                } else {
+                    names.join(", ")
+                }
+            );
+            return EXIT_USAGE;
+        }
+    }
+    let lowered = match hfc::lower::lower(model, induced) {
+        Ok(l) => l,
+        Err(diagnostic) => {
+            let mut all = hfc::Diagnostics::new();
+            all.push(*diagnostic);
+            eprint!("{}", render::render_all(&checked.db, &all, style));
+            return EXIT_MODEL_ERRORS;
+        }
+    };
+    let program = &lowered.program;
+    if let Err(e) = valid::validate(program) {
+        eprintln!("error: internal compiler error: {e}");
+        return EXIT_INTERNAL;
+    }
+
+    // The data: `--data NAME=PATH`, else the declaration's `load("…")`, relative to the model.
+    let (target_index, target_buf) = lowered.target;
+    let target = &model.data[target_index];
+    let model_dir = Path::new(&args.model)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let path = match data_overrides.iter().find(|(n, _)| *n == target.name) {
+        Some((_, p)) => PathBuf::from(p),
+        None => match &target.source {
+            Some((p, _)) => model_dir.join(p),
+            None => {
+                eprintln!(
+                    "error: data `{}` has no file; give one with `--data {}=PATH`",
+                    target.name, target.name
+                );
+                return EXIT_USAGE;
+            }
+        },
+    };
+    for (name, _) in &data_overrides {
+        if !model.data.iter().any(|d| d.name == *name) {
+            eprintln!(
+                "error: `--data {name}`: model `{}` has no data `{name}`",
+                model.name
+            );
+            return EXIT_USAGE;
+        }
+    }
+    let value = match data::read(&path, &target.name, lowered.observed) {
+        Ok(v) => v,
+        Err(e) => return data_error("hfc::data::bad_file", &e.to_string()),
+    };
+    let (rows, cols, nnz) = match &value {
+        Value::Matrix(a) => (a.nrows(), a.ncols(), None),
+        Value::Observed(o) => (o.rows, o.cols, Some(o.len())),
+        _ => return data_error("hfc::data::bad_file", "expected a matrix"),
+    };
+    // Declared sizes that are numbers must match the file.
+    for (axis, (declared, actual)) in target.shape.iter().zip([rows, cols]).enumerate() {
+        if let Ok(n) = declared.parse::<usize>()
+            && n != actual
+        {
+            return data_error(
+                "hfc::data::shape_mismatch",
+                &format!(
+                    "{}: axis {} has {actual} entries, but `{}` is declared [{}]",
+                    path.display(),
+                    axis + 1,
+                    target.name,
+                    target.shape.join(", ")
+                ),
+            );
+        }
+    }
+
+    let mut backend = Interpreter::new(program);
+    let (m_dim, n_dim) = lowered.data_dims;
+    backend.bind_dim(m_dim, rows);
+    backend.bind_dim(n_dim, cols);
+    for (k, dim) in program.dims.iter().enumerate() {
+        if dim.kind == DimKind::Observed {
+            backend.bind_dim(hfc_runtime::kir::DimId(k as u32), nnz.unwrap_or(0));
+        }
+    }
+    if let Err(e) = backend.set(target_buf, value) {
+        eprintln!("error: internal compiler error: {e}");
+        return EXIT_INTERNAL;
+    }
+
+    let interrupt = Arc::new(AtomicBool::new(false));
+    {
+        let flag = Arc::clone(&interrupt);
+        // A second Ctrl-C while the results are written is ignored: the run stops once.
+        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+    }
+    let options = Options {
+        max_iter: args.max_iter.unwrap_or(model.solve.max_iter),
+        tol: args.tol.unwrap_or(model.solve.tol),
+        max_rank: model.solve.max_rank.map(|r| r as usize),
+        init_rank: model.solve.init_rank as usize,
+        seed: args.seed.unwrap_or(model.solve.seed),
+        interrupt: Some(Arc::clone(&interrupt)),
+    };
+    if !(options.tol > 0.0 && options.tol.is_finite()) {
+        eprintln!("error: `--tol` must be a positive number");
+        return EXIT_USAGE;
+    }
+    let show_progress = !args.quiet && !args.json && std::io::stderr().is_terminal();
+    let lambda = program.plan.lambda;
+    let mut progress = |record: &Record| {
+        if show_progress {
+            let polar = record
+                .polar_value
+                .map(|p| format!("  polar/λ {:.6}", if lambda > 0.0 { p / lambda } else { p }))
+                .unwrap_or_default();
+            let gap = record
+                .gap
+                .map(|g| format!("  gap {g:.3e}"))
+                .unwrap_or_default();
+            eprint!(
+                "\r\x1b[2Kiter {:>6}  rank {:>4}  objective {:.10e}{polar}{gap}",
+                record.iteration, record.rank, record.objective
+            );
+        }
+    };
+    let mut machine = Machine::new(program, &mut backend);
+    let solved = solve::solve(&mut machine, rows, cols, &options, &mut progress);
+    if show_progress {
+        eprint!("\r\x1b[2K");
+    }
+    let solution = match solved {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: the solver failed: {e}");
+            return EXIT_USAGE;
+        }
+    };
+
+    // Outputs.
+    let out_dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| model_dir.join(&model.name));
+    if let Err(e) = std::fs::create_dir_all(&out_dir) {
+        eprintln!(
+            "error: cannot create the output folder `{}`: {e}",
+            out_dir.display()
+        );
+        return EXIT_USAGE;
+    }
+    let (left, right) = lowered.factors;
+    let factor_files = [
+        (&model.factors[left].name, &solution.left),
+        (&model.factors[right].name, &solution.right),
+    ];
+    let certificate = match (solution.converged(), program.plan.polar_exact) {
+        (true, true) => "exact",
+        (true, false) => "heuristic",
+        (false, _) => "none",
+    };
+    let report = json!({
+        "model": model.name,
+        "objective": solution.objective,
+        "loss": solution.loss,
+        "regularizer": solution.regularizer,
+        "lambda": solution.lambda,
+        "rank": solution.rank(),
+        "polar_value": solution.polar_value,
+        "gap": solution.gap,
+        "relative_gap": solution.relative_gap,
+        "certificate": certificate,
+        "iterations": solution.iterations,
+        "outer_iterations": solution.outer_iterations,
+        "seconds": started.elapsed().as_secs_f64(),
+        "backend": machine.backend_name(),
+        "converged": solution.converged(),
+        "stop": solution.stop.as_str(),
+        "lambda_max": solution.lambda_max,
+        "polar_solver": program.plan.polar.name(),
+        "polar_exact": program.plan.polar_exact,
+        "polar_residual": solution.polar_residual,
+        "seconds_descent": solution.seconds_descent,
+        "seconds_polar": solution.seconds_polar,
+        "seed": options.seed,
+        "tol": options.tol,
+        "data": {
+            "name": target.name,
+            "file": path.display().to_string(),
+            "shape": [rows, cols],
+            "observed_entries": nnz,
+        },
+        "factors": factor_files.iter().map(|(name, a)| json!({
+            "name": name,
+            "file": format!("{name}.npy"),
+            "shape": [a.nrows(), a.ncols()],
+        })).collect::<Vec<_>>(),
+        "history": solution.history,
+    });
+    let text = serde_json::to_string_pretty(&report).unwrap_or_else(|_| report.to_string());
+    let mut writes: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    for (name, a) in factor_files {
+        match npy_bytes(a) {
+            Ok(bytes) => writes.push((out_dir.join(format!("{name}.npy")), bytes)),
+            Err(e) => {
+                eprintln!("error: cannot encode `{name}`: {e}");
+                return EXIT_USAGE;
+            }
+        }
+    }
+    writes.push((
+        out_dir.join("convergence.svg"),
+        report::convergence_svg(&model.name, &solution.history).into_bytes(),
+    ));
+    // The report last: its presence means the run's outputs are complete.
+    writes.push((
+        out_dir.join("report.json"),
+        format!("{text}\n").into_bytes(),
+    ));
+    for (file, bytes) in &writes {
+        if let Err(e) = write_atomic(file, bytes) {
+            eprintln!("error: cannot write `{}`: {e}", file.display());
+            return EXIT_USAGE;
+        }
+    }
+    if args.json {
+        println!("{text}");
+    }
+    if !args.quiet {
+        let gap = match solution.relative_gap {
+            Some(g) => format!(", relative gap {g:.2e}"),
+            None => String::new(),
+        };
+        let verdict = match solution.stop {
+            Stop::Optimal if certificate == "exact" => "certified global optimum".to_string(),
+            Stop::Optimal => {
+                "polar test passed (heuristic polar: a necessary condition only)".to_string()
+            }
+            Stop::IterationLimit => "stopped at the iteration limit".to_string(),
+            Stop::RankLimit => "stopped at the rank limit (`solve { rank <= ... }`)".to_string(),
+            Stop::Interrupted => "interrupted".to_string(),
+            Stop::NoProgress => {
+                "stopped: the polar maximizer does not decrease the objective".to_string()
+            }
+        };
+        eprintln!(
+            "{}: {verdict}\n  objective {:.12e} (loss {:.6e} + regularizer {:.6e}), rank {}, polar {:.6e} vs λ = {}{gap}\n  {} iterations, {} outer, {:.2} s; results in {}",
+            model.name,
+            solution.objective,
+            solution.loss,
+            solution.regularizer,
+            solution.rank(),
+            solution.polar_value,
+            solution.lambda,
+            solution.iterations,
+            solution.outer_iterations,
+            started.elapsed().as_secs_f64(),
+            out_dir.display()
+        );
+    }
+    match solution.stop {
+        Stop::Optimal => EXIT_OK,
+        Stop::Interrupted => EXIT_INTERRUPTED,
+        Stop::IterationLimit | Stop::RankLimit | Stop::NoProgress => EXIT_LIMIT,
+    }
+}

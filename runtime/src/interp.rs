@@ -1,0 +1,286 @@
+//! The reference interpreter: executes kernel programs over ndarray, one statement at a time.
+//!
+//! It is the oracle the generated back ends are tested against, so it is written for
+//! obviousness: every statement computes a fresh value with the plainest ndarray code, except
+//! GEMM, which goes to faer ([`crate::linalg`]).
+
+use std::sync::Arc;
+
+use ndarray::{Array1, Array2, ArrayD, Axis, IxDyn, Zip};
+
+use crate::backend::{Backend, ExecError};
+use crate::gauge;
+use crate::kir::{BufId, DimId, Expr, KernelId, Program, Stmt};
+use crate::linalg;
+use crate::value::{Observed, Value};
+
+/// The reference interpreter.
+pub struct Interpreter {
+    program: Arc<Program>,
+    extents: Vec<Option<usize>>,
+    values: Vec<Option<Value>>,
+}
+
+impl Interpreter {
+    /// An interpreter for a validated program.
+    pub fn new(program: &Program) -> Interpreter {
+        Interpreter {
+            program: Arc::new(program.clone()),
+            extents: vec![None; program.dims.len()],
+            values: vec![None; program.buffers.len()],
+        }
+    }
+
+    fn name(&self, id: BufId) -> String {
+        self.program.buffer(id).name.clone()
+    }
+
+    fn value(&self, id: BufId) -> Result<&Value, ExecError> {
+        self.values[id.0 as usize]
+            .as_ref()
+            .ok_or_else(|| ExecError::Unset(self.name(id)))
+    }
+
+    fn matrix(&self, id: BufId) -> Result<&Array2<f64>, ExecError> {
+        match self.value(id)? {
+            Value::Matrix(m) => Ok(m),
+            other => Err(self.shape_error(id, other)),
+        }
+    }
+
+    fn vector(&self, id: BufId) -> Result<Array1<f64>, ExecError> {
+        match self.value(id)? {
+            Value::Vector(v) => Ok(v.clone()),
+            Value::Observed(o) => Ok(o.values.clone()),
+            other => Err(self.shape_error(id, other)),
+        }
+    }
+
+    fn observed(&self, id: BufId) -> Result<&Observed, ExecError> {
+        match self.value(id)? {
+            Value::Observed(o) => Ok(o),
+            other => Err(self.shape_error(id, other)),
+        }
+    }
+
+    fn expected_shape(&self, id: BufId) -> Vec<usize> {
+        self.program
+            .buffer(id)
+            .shape
+            .iter()
+            .map(|d| self.extents[d.0 as usize].unwrap_or(usize::MAX))
+            .collect()
+    }
+
+    fn shape_error(&self, id: BufId, found: &Value) -> ExecError {
+        ExecError::Shape {
+            name: self.name(id),
+            expected: self.expected_shape(id),
+            found: found.shape(),
+        }
+    }
+
+    fn store(&mut self, id: BufId, value: Value) -> Result<(), ExecError> {
+        let expected = self.expected_shape(id);
+        if value.shape() != expected {
+            return Err(ExecError::Shape {
+                name: self.name(id),
+                expected,
+                found: value.shape(),
+            });
+        }
+        self.values[id.0 as usize] = Some(value);
+        Ok(())
+    }
+
+    /// Evaluates an expression over an iteration space of `shape` (scalars broadcast).
+    fn eval(&self, expr: &Expr, shape: &[usize]) -> Result<Elem, ExecError> {
+        Ok(match expr {
+            Expr::Const(c) => Elem::Scalar(*c),
+            Expr::Buf(id) => match self.value(*id)? {
+                Value::Scalar(s) => Elem::Scalar(*s),
+                other => {
+                    let Some(view) = other.view_dyn() else {
+                        return Err(self.shape_error(*id, other));
+                    };
+                    if view.shape() != shape {
+                        return Err(self.shape_error(*id, other));
+                    }
+                    Elem::Array(view.to_owned())
+                }
+            },
+            Expr::Unary(op, a) => match self.eval(a, shape)? {
+                Elem::Scalar(s) => Elem::Scalar(op.apply(s)),
+                Elem::Array(mut x) => {
+                    x.mapv_inplace(|v| op.apply(v));
+                    Elem::Array(x)
+                }
+            },
+            Expr::Binary(op, a, b) => match (self.eval(a, shape)?, self.eval(b, shape)?) {
+                (Elem::Scalar(x), Elem::Scalar(y)) => Elem::Scalar(op.apply(x, y)),
+                (Elem::Array(mut x), Elem::Scalar(y)) => {
+                    x.mapv_inplace(|v| op.apply(v, y));
+                    Elem::Array(x)
+                }
+                (Elem::Scalar(x), Elem::Array(mut y)) => {
+                    y.mapv_inplace(|v| op.apply(x, v));
+                    Elem::Array(y)
+                }
+                (Elem::Array(mut x), Elem::Array(y)) => {
+                    Zip::from(&mut x)
+                        .and(&y)
+                        .for_each(|u, v| *u = op.apply(*u, *v));
+                    Elem::Array(x)
+                }
+            },
+        })
+    }
+
+    fn exec(&mut self, stmt: &Stmt) -> Result<(), ExecError> {
+        let result = match stmt {
+            Stmt::Gemm {
+                dst,
+                a,
+                trans_a,
+                b,
+                trans_b,
+                alpha,
+                accumulate,
+            } => {
+                let (av, bv) = (self.matrix(*a)?.view(), self.matrix(*b)?.view());
+                let mut out = if *accumulate {
+                    self.matrix(*dst)?.clone()
+                } else {
+                    let rows = if *trans_a { av.ncols() } else { av.nrows() };
+                    let cols = if *trans_b { bv.nrows() } else { bv.ncols() };
+                    Array2::zeros((rows, cols))
+                };
+                linalg::gemm_into(&mut out, *accumulate, av, *trans_a, bv, *trans_b, *alpha);
+                Value::Matrix(out)
+            }
+            Stmt::Sample { pattern, a, b, .. } => {
+                let (obs, a, b) = (self.observed(*pattern)?, self.matrix(*a)?, self.matrix(*b)?);
+                let out: Array1<f64> = obs
+                    .row
+                    .iter()
+                    .zip(&obs.col)
+                    .map(|(i, j)| a.row(*i as usize).dot(&b.row(*j as usize)))
+                    .collect();
+                Value::Vector(out)
+            }
+            Stmt::SpMM {
+                dst,
+                pattern,
+                values,
+                b,
+                trans,
+                alpha,
+                accumulate,
+            } => {
+                let obs = self.observed(*pattern)?;
+                let vals = self.vector(*values)?;
+                let b = self.matrix(*b)?;
+                let rows = if *trans { obs.cols } else { obs.rows };
+                let mut out = if *accumulate {
+                    self.matrix(*dst)?.clone()
+                } else {
+                    Array2::zeros((rows, b.ncols()))
+                };
+                for ((i, j), v) in obs.row.iter().zip(&obs.col).zip(vals.iter()) {
+                    let (to, from) = if *trans { (*j, *i) } else { (*i, *j) };
+                    out.row_mut(to as usize)
+                        .scaled_add(alpha * v, &b.row(from as usize));
+                }
+                Value::Matrix(out)
+            }
+            Stmt::Map { dst, expr } => {
+                let shape = self.expected_shape(*dst);
+                match self.eval(expr, &shape)? {
+                    Elem::Scalar(s) if shape.is_empty() => Value::Scalar(s),
+                    Elem::Scalar(s) => from_dyn(ArrayD::from_elem(IxDyn(&shape), s)),
+                    Elem::Array(x) => from_dyn(x),
+                }
+            }
+            Stmt::Sum { expr, .. } => {
+                let mut ids = Vec::new();
+                expr.buffers(&mut ids);
+                let mut shape = Vec::new();
+                for id in ids {
+                    let s = self.value(id)?.shape();
+                    if !s.is_empty() {
+                        shape = s;
+                        break;
+                    }
+                }
+                match self.eval(expr, &shape)? {
+                    Elem::Scalar(s) => Value::Scalar(s * shape.iter().product::<usize>() as f64),
+                    Elem::Array(x) => Value::Scalar(x.sum()),
+                }
+            }
+            Stmt::ColumnGauge { src, gauge: g, .. } => {
+                let src = self.matrix(*src)?;
+                let out: Array1<f64> = src
+                    .axis_iter(Axis(1))
+                    .map(|col| gauge::value(g, &col.to_vec()))
+                    .collect();
+                Value::Vector(out)
+            }
+            Stmt::ColumnProx {
+                src,
+                weights,
+                gauge: g,
+                ..
+            } => {
+                let mut out = self.matrix(*src)?.clone();
+                let weights = self.vector(*weights)?;
+                for (mut col, w) in out.axis_iter_mut(Axis(1)).zip(weights.iter()) {
+                    let mut x = col.to_vec();
+                    gauge::prox(g, &mut x, *w);
+                    col.assign(&Array1::from(x));
+                }
+                Value::Matrix(out)
+            }
+        };
+        self.store(stmt.dst(), result)
+    }
+}
+
+/// An intermediate of expression evaluation.
+enum Elem {
+    Scalar(f64),
+    Array(ArrayD<f64>),
+}
+
+fn from_dyn(x: ArrayD<f64>) -> Value {
+    match x.ndim() {
+        0 => Value::Scalar(x.sum()),
+        1 => Value::Vector(x.into_dimensionality().unwrap_or_default()),
+        _ => Value::Matrix(x.into_dimensionality().unwrap_or_default()),
+    }
+}
+
+impl Backend for Interpreter {
+    fn name(&self) -> &'static str {
+        "interp"
+    }
+
+    fn bind_dim(&mut self, dim: DimId, extent: usize) {
+        self.extents[dim.0 as usize] = Some(extent);
+    }
+
+    fn set(&mut self, buffer: BufId, value: Value) -> Result<(), ExecError> {
+        self.store(buffer, value)
+    }
+
+    fn get(&self, buffer: BufId) -> Result<Value, ExecError> {
+        self.value(buffer).cloned()
+    }
+
+    fn run(&mut self, kernel: KernelId) -> Result<(), ExecError> {
+        let program = Arc::clone(&self.program);
+        for stmt in &program.kernel(kernel).body {
+            self.exec(stmt)?;
+        }
+        Ok(())
+    }
+}

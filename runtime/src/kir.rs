@@ -1,0 +1,849 @@
+//! The kernel IR: what one model does per iteration, as straight-line kernels over named
+//! buffers, plus the [`Plan`] that tells the solver which kernel plays which role.
+//!
+//! It is the contract between the compiler (which lowers a checked model to it and makes the
+//! rewrites there: the squared loss never forms the m × n residual, a masked loss works only on
+//! observed entries) and the back ends (the reference interpreter here; Cranelift and WGSL
+//! next). Dense products are [`Stmt::Gemm`] (a library kernel); everything else (elementwise
+//! maps, sums, sampled products, sparse products, per-column gauges and prox) is what code
+//! generators generate. The text form ([`std::fmt::Display`]) is stable and readable; the
+//! validator ([`crate::valid`]) checks a program before any back end sees it.
+
+use std::fmt;
+
+/// A dimension (an extent shared by buffers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DimId(pub u32);
+
+/// A buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BufId(pub u32);
+
+/// A kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KernelId(pub u32);
+
+/// Where a dimension's extent comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DimKind {
+    /// Fixed by the data (rows, columns).
+    Data,
+    /// The number of observed entries of an observed input.
+    Observed,
+    /// The size r: the solver grows it.
+    Rank,
+    /// Columns of a probe block (the polar solver's vectors): the solver sets it.
+    Probe,
+}
+
+/// A dimension declaration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dim {
+    /// Its name (`m`, `n`, `r`).
+    pub name: String,
+    /// Where its extent comes from.
+    pub kind: DimKind,
+}
+
+/// What a buffer holds and who writes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BufferKind {
+    /// Dense data, bound before the run.
+    Input,
+    /// Observed entries of a matrix (values on a sparsity pattern), bound before the run; its
+    /// shape is `[nnz]` and its pattern has the extents `rows × cols`.
+    Observed {
+        /// Rows of the full matrix.
+        rows: DimId,
+        /// Columns of the full matrix.
+        cols: DimId,
+    },
+    /// A factor: the solver owns its value.
+    Factor,
+    /// An argument the solver sets before calling a kernel (a step, weights, probe vectors).
+    Arg,
+    /// Written by a kernel and read by kernels the solver calls later.
+    State,
+    /// Written and read inside one kernel.
+    Temp,
+}
+
+/// A buffer declaration. Shape `[]` is a scalar.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Buffer {
+    /// Its name.
+    pub name: String,
+    /// Its extents.
+    pub shape: Vec<DimId>,
+    /// What it holds.
+    pub kind: BufferKind,
+}
+
+/// Elementwise unary operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unary {
+    /// −x
+    Neg,
+    /// |x|
+    Abs,
+    /// x²
+    Square,
+    /// √x
+    Sqrt,
+    /// eˣ
+    Exp,
+    /// log(1 + x)
+    Log1p,
+    /// 1 / (1 + e⁻ˣ), evaluated without overflow.
+    Sigmoid,
+    /// log(1 + eˣ), evaluated without overflow.
+    Softplus,
+    /// x log x, with 0 log 0 = 0.
+    XLogX,
+}
+
+impl Unary {
+    /// Its name in the text form.
+    pub fn name(self) -> &'static str {
+        match self {
+            Unary::Neg => "neg",
+            Unary::Abs => "abs",
+            Unary::Square => "sqr",
+            Unary::Sqrt => "sqrt",
+            Unary::Exp => "exp",
+            Unary::Log1p => "log1p",
+            Unary::Sigmoid => "sigmoid",
+            Unary::Softplus => "softplus",
+            Unary::XLogX => "xlogx",
+        }
+    }
+
+    /// Applies it to one number (the definition every back end must agree with).
+    pub fn apply(self, x: f64) -> f64 {
+        match self {
+            Unary::Neg => -x,
+            Unary::Abs => x.abs(),
+            Unary::Square => x * x,
+            Unary::Sqrt => x.sqrt(),
+            Unary::Exp => x.exp(),
+            Unary::Log1p => x.ln_1p(),
+            Unary::Sigmoid => {
+                if x >= 0.0 {
+                    1.0 / (1.0 + (-x).exp())
+                } else {
+                    let e = x.exp();
+                    e / (1.0 + e)
+                }
+            }
+            Unary::Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
+            Unary::XLogX => {
+                if x == 0.0 {
+                    0.0
+                } else {
+                    x * x.ln()
+                }
+            }
+        }
+    }
+}
+
+/// Elementwise binary operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binary {
+    /// a + b
+    Add,
+    /// a − b
+    Sub,
+    /// a · b
+    Mul,
+    /// a / b
+    Div,
+    /// min(a, b)
+    Min,
+    /// max(a, b)
+    Max,
+}
+
+impl Binary {
+    /// Its name in the text form.
+    pub fn name(self) -> &'static str {
+        match self {
+            Binary::Add => "add",
+            Binary::Sub => "sub",
+            Binary::Mul => "mul",
+            Binary::Div => "div",
+            Binary::Min => "min",
+            Binary::Max => "max",
+        }
+    }
+
+    /// Applies it to two numbers.
+    pub fn apply(self, a: f64, b: f64) -> f64 {
+        match self {
+            Binary::Add => a + b,
+            Binary::Sub => a - b,
+            Binary::Mul => a * b,
+            Binary::Div => a / b,
+            Binary::Min => a.min(b),
+            Binary::Max => a.max(b),
+        }
+    }
+}
+
+/// An elementwise expression: buffers of the destination's shape, scalars (broadcast) and
+/// constants.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expr {
+    /// A buffer's element (or a scalar buffer's value).
+    Buf(BufId),
+    /// A constant.
+    Const(f64),
+    /// A unary operation.
+    Unary(Unary, Box<Expr>),
+    /// A binary operation.
+    Binary(Binary, Box<Expr>, Box<Expr>),
+}
+
+impl Expr {
+    /// A buffer.
+    pub fn buf(id: BufId) -> Expr {
+        Expr::Buf(id)
+    }
+    /// A constant.
+    pub fn c(value: f64) -> Expr {
+        Expr::Const(value)
+    }
+    /// `op(self)`.
+    pub fn un(self, op: Unary) -> Expr {
+        Expr::Unary(op, Box::new(self))
+    }
+    /// `op(self, other)`.
+    pub fn bin(self, op: Binary, other: Expr) -> Expr {
+        Expr::Binary(op, Box::new(self), Box::new(other))
+    }
+    /// `self + other`.
+    pub fn add(self, other: Expr) -> Expr {
+        self.bin(Binary::Add, other)
+    }
+    /// `self − other`.
+    pub fn sub(self, other: Expr) -> Expr {
+        self.bin(Binary::Sub, other)
+    }
+    /// `self · other`.
+    pub fn mul(self, other: Expr) -> Expr {
+        self.bin(Binary::Mul, other)
+    }
+
+    /// Every buffer it reads, in order of appearance.
+    pub fn buffers(&self, out: &mut Vec<BufId>) {
+        match self {
+            Expr::Buf(id) => out.push(*id),
+            Expr::Const(_) => {}
+            Expr::Unary(_, a) => a.buffers(out),
+            Expr::Binary(_, a, b) => {
+                a.buffers(out);
+                b.buffers(out);
+            }
+        }
+    }
+}
+
+/// A gauge atom (a norm or seminorm on one column).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GaugeAtom {
+    /// ℓ1 norm.
+    L1,
+    /// ℓ2 norm.
+    L2,
+    /// ℓ∞ norm.
+    Linf,
+    /// 1-D total variation Σ|x_{k+1} − x_k|.
+    Tv,
+}
+
+impl GaugeAtom {
+    /// Its name in the text form.
+    pub fn name(self) -> &'static str {
+        match self {
+            GaugeAtom::L1 => "l1",
+            GaugeAtom::L2 => "l2",
+            GaugeAtom::Linf => "linf",
+            GaugeAtom::Tv => "tv",
+        }
+    }
+}
+
+/// A column gauge: Σ weight·atom, optionally on the nonnegative cone.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Gauge {
+    /// Weighted atoms.
+    pub terms: Vec<(f64, GaugeAtom)>,
+    /// Columns are constrained to be nonnegative.
+    pub nonneg: bool,
+}
+
+impl fmt::Display for Gauge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (k, (weight, atom)) in self.terms.iter().enumerate() {
+            if k > 0 {
+                f.write_str(" + ")?;
+            }
+            if *weight != 1.0 {
+                write!(f, "{weight}*")?;
+            }
+            f.write_str(atom.name())?;
+        }
+        if self.nonneg {
+            f.write_str(" on >=0")?;
+        }
+        Ok(())
+    }
+}
+
+/// One statement of a kernel.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Stmt {
+    /// `dst = alpha·op(a)·op(b)` (`+ dst` when accumulating): a library GEMM.
+    Gemm {
+        /// Destination matrix.
+        dst: BufId,
+        /// Left operand.
+        a: BufId,
+        /// Transpose the left operand.
+        trans_a: bool,
+        /// Right operand.
+        b: BufId,
+        /// Transpose the right operand.
+        trans_b: bool,
+        /// Scale.
+        alpha: f64,
+        /// Add to the destination instead of overwriting it.
+        accumulate: bool,
+    },
+    /// `dst[k] = a[iₖ, :] · b[jₖ, :]` for the observed entries (iₖ, jₖ) of `pattern`: the
+    /// product `a bᵀ` sampled at the observations, never formed in full.
+    Sample {
+        /// Destination, `[nnz]`.
+        dst: BufId,
+        /// The observed input whose pattern is used.
+        pattern: BufId,
+        /// Left factor, `[rows, k]`.
+        a: BufId,
+        /// Right factor, `[cols, k]`.
+        b: BufId,
+    },
+    /// `dst = alpha·S·b` (`Sᵀ·b` when transposed), S the sparse matrix with `values` on the
+    /// pattern of `pattern` (`+ dst` when accumulating).
+    SpMM {
+        /// Destination matrix.
+        dst: BufId,
+        /// The observed input whose pattern is used.
+        pattern: BufId,
+        /// Values on the pattern, `[nnz]`.
+        values: BufId,
+        /// Dense right operand.
+        b: BufId,
+        /// Use Sᵀ.
+        trans: bool,
+        /// Scale.
+        alpha: f64,
+        /// Add to the destination.
+        accumulate: bool,
+    },
+    /// `dst = expr`, elementwise.
+    Map {
+        /// Destination (its shape is the iteration space).
+        dst: BufId,
+        /// The expression.
+        expr: Expr,
+    },
+    /// `dst = Σ expr` over the iteration space of the expression's (equal-shaped) buffers.
+    Sum {
+        /// Destination scalar.
+        dst: BufId,
+        /// The summand.
+        expr: Expr,
+    },
+    /// `dst[i] = gauge(src[:, i])`.
+    ColumnGauge {
+        /// Destination `[k]`.
+        dst: BufId,
+        /// Source `[n, k]`.
+        src: BufId,
+        /// The gauge.
+        gauge: Gauge,
+    },
+    /// `dst[:, i] = prox_{weights[i]·gauge}(src[:, i])` (with the cone, if any, projected
+    /// first).
+    ColumnProx {
+        /// Destination `[n, k]`.
+        dst: BufId,
+        /// Source `[n, k]`.
+        src: BufId,
+        /// Weights `[k]`.
+        weights: BufId,
+        /// The gauge.
+        gauge: Gauge,
+    },
+}
+
+impl Stmt {
+    /// The buffer it writes.
+    pub fn dst(&self) -> BufId {
+        match self {
+            Stmt::Gemm { dst, .. }
+            | Stmt::Sample { dst, .. }
+            | Stmt::SpMM { dst, .. }
+            | Stmt::Map { dst, .. }
+            | Stmt::Sum { dst, .. }
+            | Stmt::ColumnGauge { dst, .. }
+            | Stmt::ColumnProx { dst, .. } => *dst,
+        }
+    }
+
+    /// The buffers it reads (the destination too when accumulating).
+    pub fn reads(&self) -> Vec<BufId> {
+        let mut out = Vec::new();
+        match self {
+            Stmt::Gemm {
+                dst,
+                a,
+                b,
+                accumulate,
+                ..
+            } => {
+                out.extend([*a, *b]);
+                if *accumulate {
+                    out.push(*dst);
+                }
+            }
+            Stmt::Sample { pattern, a, b, .. } => out.extend([*pattern, *a, *b]),
+            Stmt::SpMM {
+                dst,
+                pattern,
+                values,
+                b,
+                accumulate,
+                ..
+            } => {
+                out.extend([*pattern, *values, *b]);
+                if *accumulate {
+                    out.push(*dst);
+                }
+            }
+            Stmt::Map { expr, .. } | Stmt::Sum { expr, .. } => expr.buffers(&mut out),
+            Stmt::ColumnGauge { src, .. } => out.push(*src),
+            Stmt::ColumnProx { src, weights, .. } => out.extend([*src, *weights]),
+        }
+        out
+    }
+}
+
+/// A kernel: straight-line statements.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Kernel {
+    /// Its name (the role it plays).
+    pub name: String,
+    /// Its statements, in order.
+    pub body: Vec<Stmt>,
+}
+
+/// The roles kernels play for the solver. Every program defines every role (a role a loss
+/// does not need still gets a kernel, perhaps an empty one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// Once, after the data are bound: constants of the data (‖Y‖²).
+    Setup,
+    /// `loss = ℓ(Φ(W))`.
+    Value,
+    /// `loss = ℓ(Φ(W))` and `grad_left = ∇_U ℓ`.
+    GradLeft,
+    /// `loss = ℓ(Φ(W))` and `grad_right = ∇_V ℓ`.
+    GradRight,
+    /// `loss = ℓ(Φ(W))` when the left factor is the one `GradRight` last saw (lets the squared
+    /// loss reuse `Yᵀ U`).
+    ValueAfterRight,
+    /// Prepares the negative gradient −∇ℓ at the current point for the polar solver and the
+    /// dual value (residuals, a dense gradient), and sets `loss`.
+    Residual,
+    /// `probe_out_left = −∇ℓ · probe_in_right` (after `Residual`).
+    ApplyNegGrad,
+    /// `probe_out_right = −∇ℓᵀ · probe_in_left` (after `Residual`).
+    ApplyNegGradT,
+    /// `dual = −ℓ*(s·∇ℓ)` for the scalar `dual_scale` s (after `Residual`).
+    Dual,
+    /// `curvature = ‖P_obs(u vᵀ)‖²` for `probe_in_left` u and `probe_in_right` v.
+    Curvature,
+    /// `gauge_left = g_U(columns of left)`.
+    GaugeLeft,
+    /// `gauge_right = g_V(columns of right)`.
+    GaugeRight,
+    /// `left = prox(step_left, prox_weights)` column by column.
+    ProxLeft,
+    /// `right = prox(step_right, prox_weights)` column by column.
+    ProxRight,
+}
+
+impl Role {
+    /// Every role, in the order kernels are listed.
+    pub const ALL: [Role; 14] = [
+        Role::Setup,
+        Role::Value,
+        Role::GradLeft,
+        Role::GradRight,
+        Role::ValueAfterRight,
+        Role::Residual,
+        Role::ApplyNegGrad,
+        Role::ApplyNegGradT,
+        Role::Dual,
+        Role::Curvature,
+        Role::GaugeLeft,
+        Role::GaugeRight,
+        Role::ProxLeft,
+        Role::ProxRight,
+    ];
+
+    /// Its name (the kernel's name).
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Setup => "setup",
+            Role::Value => "value",
+            Role::GradLeft => "grad_left",
+            Role::GradRight => "grad_right",
+            Role::ValueAfterRight => "value_after_right",
+            Role::Residual => "residual",
+            Role::ApplyNegGrad => "apply_neg_grad",
+            Role::ApplyNegGradT => "apply_neg_grad_t",
+            Role::Dual => "dual",
+            Role::Curvature => "curvature",
+            Role::GaugeLeft => "gauge_left",
+            Role::GaugeRight => "gauge_right",
+            Role::ProxLeft => "prox_left",
+            Role::ProxRight => "prox_right",
+        }
+    }
+}
+
+/// The buffers the solver reads and writes by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Slot {
+    /// The left factor U `[m, r]`.
+    Left,
+    /// The right factor V `[n, r]`.
+    Right,
+    /// The loss value (scalar).
+    Loss,
+    /// ∇_U ℓ `[m, r]`.
+    GradLeft,
+    /// ∇_V ℓ `[n, r]`.
+    GradRight,
+    /// The point a U prox step starts from `[m, r]`.
+    StepLeft,
+    /// The point a V prox step starts from `[n, r]`.
+    StepRight,
+    /// Per-column prox weights `[r]`.
+    ProxWeights,
+    /// Column gauges of U `[r]`.
+    GaugeLeft,
+    /// Column gauges of V `[r]`.
+    GaugeRight,
+    /// Probe vectors on the row side `[m, p]`.
+    ProbeInLeft,
+    /// Probe vectors on the column side `[n, p]`.
+    ProbeInRight,
+    /// Result of `ApplyNegGrad` `[m, p]`.
+    ProbeOutLeft,
+    /// Result of `ApplyNegGradT` `[n, p]`.
+    ProbeOutRight,
+    /// The dual scale s (scalar).
+    DualScale,
+    /// The dual value (scalar).
+    Dual,
+    /// ‖P_obs(u vᵀ)‖² (scalar).
+    Curvature,
+}
+
+/// Which polar solver the plan asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PolarSolver {
+    /// σ_max(−∇ℓ) by Golub–Kahan–Lanczos with full reorthogonalization (ℓ2 · ℓ2).
+    TopSingular,
+    /// max |−∇ℓ|ⱼₖ (ℓ1 · ℓ1).
+    MaxAbsEntry,
+    /// max (−∇ℓ)ⱼₖ (ℓ1 · ℓ1 on the nonnegative orthant).
+    MaxPositiveEntry,
+    /// Largest row ℓ2 norm (ℓ1 on U, ℓ2 on V).
+    MaxRowNorm,
+    /// Largest column ℓ2 norm (ℓ2 on U, ℓ1 on V).
+    MaxColumnNorm,
+    /// Alternating maximization of uᵀ(−∇ℓ)v over the gauge balls (exact linear maximization
+    /// per block) from several seeded starts: a local method.
+    Alternating,
+}
+
+impl PolarSolver {
+    /// Its name in the text form and the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            PolarSolver::TopSingular => "top_singular",
+            PolarSolver::MaxAbsEntry => "max_abs_entry",
+            PolarSolver::MaxPositiveEntry => "max_positive_entry",
+            PolarSolver::MaxRowNorm => "max_row_norm",
+            PolarSolver::MaxColumnNorm => "max_column_norm",
+            PolarSolver::Alternating => "alternating",
+        }
+    }
+}
+
+/// How the solver uses the kernels: the problem is
+/// `min ℓ(U Vᵀ) + weight · Σᵢ g_U(uᵢ) g_V(vᵢ)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// The size dimension r.
+    pub rank: DimId,
+    /// The probe dimension p.
+    pub probe: DimId,
+    /// λ as the user wrote it.
+    pub lambda: f64,
+    /// The constant inside θ (θ = scale · g_U g_V), so that the regularizer's weight is
+    /// `lambda · scale` and the polar value compared with λ is `sup uᵀZv / scale`.
+    pub scale: f64,
+    /// The gauge on U's columns.
+    pub gauge_left: Gauge,
+    /// The gauge on V's columns.
+    pub gauge_right: Gauge,
+    /// Lipschitz constant of the loss's gradient (per entry).
+    pub smoothness: f64,
+    /// The loss is quadratic in the map's output: line searches are exact.
+    pub quadratic: bool,
+    /// The loss works on observed entries only.
+    pub masked: bool,
+    /// The polar solver.
+    pub polar: PolarSolver,
+    /// Whether its value is exact (the certificate and the gap).
+    pub polar_exact: bool,
+    /// Seeded starts of local polar solvers.
+    pub polar_starts: u64,
+    /// The solver's buffers, by slot.
+    pub slots: Vec<(Slot, BufId)>,
+    /// The kernel of each role.
+    pub roles: Vec<(Role, KernelId)>,
+}
+
+impl Plan {
+    /// The buffer in a slot.
+    pub fn slot(&self, slot: Slot) -> Option<BufId> {
+        self.slots.iter().find(|(s, _)| *s == slot).map(|(_, b)| *b)
+    }
+
+    /// The kernel of a role.
+    pub fn kernel(&self, role: Role) -> Option<KernelId> {
+        self.roles.iter().find(|(r, _)| *r == role).map(|(_, k)| *k)
+    }
+}
+
+/// A kernel program.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Program {
+    /// The model's name.
+    pub name: String,
+    /// Dimensions.
+    pub dims: Vec<Dim>,
+    /// Buffers.
+    pub buffers: Vec<Buffer>,
+    /// Kernels.
+    pub kernels: Vec<Kernel>,
+    /// How the solver uses them.
+    pub plan: Plan,
+}
+
+impl Program {
+    /// A buffer's declaration.
+    pub fn buffer(&self, id: BufId) -> &Buffer {
+        &self.buffers[id.0 as usize]
+    }
+
+    /// A dimension's declaration.
+    pub fn dim(&self, id: DimId) -> &Dim {
+        &self.dims[id.0 as usize]
+    }
+
+    /// A kernel.
+    pub fn kernel(&self, id: KernelId) -> &Kernel {
+        &self.kernels[id.0 as usize]
+    }
+
+    /// Looks a buffer up by name.
+    pub fn buffer_named(&self, name: &str) -> Option<BufId> {
+        self.buffers
+            .iter()
+            .position(|b| b.name == name)
+            .map(|k| BufId(k as u32))
+    }
+
+    fn write_expr(&self, f: &mut fmt::Formatter<'_>, expr: &Expr) -> fmt::Result {
+        match expr {
+            Expr::Buf(id) => write!(f, "%{}", self.buffer(*id).name),
+            Expr::Const(c) => write!(f, "{c:?}"),
+            Expr::Unary(op, a) => {
+                write!(f, "{}(", op.name())?;
+                self.write_expr(f, a)?;
+                f.write_str(")")
+            }
+            Expr::Binary(op, a, b) => {
+                write!(f, "{}(", op.name())?;
+                self.write_expr(f, a)?;
+                f.write_str(", ")?;
+                self.write_expr(f, b)?;
+                f.write_str(")")
+            }
+        }
+    }
+
+    fn write_stmt(&self, f: &mut fmt::Formatter<'_>, stmt: &Stmt) -> fmt::Result {
+        let name = |id: &BufId| &self.buffer(*id).name;
+        let t = |trans: bool| if trans { "'" } else { "" };
+        let acc = |accumulate: bool| if accumulate { "+=" } else { "=" };
+        match stmt {
+            Stmt::Gemm {
+                dst,
+                a,
+                trans_a,
+                b,
+                trans_b,
+                alpha,
+                accumulate,
+            } => write!(
+                f,
+                "%{} {} gemm({alpha:?}, %{}{}, %{}{})",
+                name(dst),
+                acc(*accumulate),
+                name(a),
+                t(*trans_a),
+                name(b),
+                t(*trans_b)
+            ),
+            Stmt::Sample { dst, pattern, a, b } => write!(
+                f,
+                "%{} = sample(%{}, %{}, %{})",
+                name(dst),
+                name(pattern),
+                name(a),
+                name(b)
+            ),
+            Stmt::SpMM {
+                dst,
+                pattern,
+                values,
+                b,
+                trans,
+                alpha,
+                accumulate,
+            } => write!(
+                f,
+                "%{} {} spmm({alpha:?}, %{}[%{}]{}, %{})",
+                name(dst),
+                acc(*accumulate),
+                name(pattern),
+                name(values),
+                t(*trans),
+                name(b)
+            ),
+            Stmt::Map { dst, expr } => {
+                write!(f, "%{} = map ", name(dst))?;
+                self.write_expr(f, expr)
+            }
+            Stmt::Sum { dst, expr } => {
+                write!(f, "%{} = sum ", name(dst))?;
+                self.write_expr(f, expr)
+            }
+            Stmt::ColumnGauge { dst, src, gauge } => {
+                write!(f, "%{} = colgauge[{gauge}](%{})", name(dst), name(src))
+            }
+            Stmt::ColumnProx {
+                dst,
+                src,
+                weights,
+                gauge,
+            } => write!(
+                f,
+                "%{} = colprox[{gauge}](%{}, %{})",
+                name(dst),
+                name(src),
+                name(weights)
+            ),
+        }
+    }
+}
+
+/// The text form.
+impl fmt::Display for Program {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "program {}", self.name)?;
+        for dim in &self.dims {
+            let kind = match dim.kind {
+                DimKind::Data => "data",
+                DimKind::Observed => "observed",
+                DimKind::Rank => "rank",
+                DimKind::Probe => "probe",
+            };
+            writeln!(f, "  dim {}: {kind}", dim.name)?;
+        }
+        for buffer in &self.buffers {
+            let shape: Vec<&str> = buffer
+                .shape
+                .iter()
+                .map(|d| self.dim(*d).name.as_str())
+                .collect();
+            let kind = match buffer.kind {
+                BufferKind::Input => "input".to_string(),
+                BufferKind::Observed { rows, cols } => format!(
+                    "observed({} x {})",
+                    self.dim(rows).name,
+                    self.dim(cols).name
+                ),
+                BufferKind::Factor => "factor".into(),
+                BufferKind::Arg => "arg".into(),
+                BufferKind::State => "state".into(),
+                BufferKind::Temp => "temp".into(),
+            };
+            writeln!(f, "  {kind} %{}: [{}]", buffer.name, shape.join(", "))?;
+        }
+        let plan = &self.plan;
+        writeln!(
+            f,
+            "  plan: min loss + {:?}*{:?} * sum_i g_left(u_i) g_right(v_i)",
+            plan.lambda, plan.scale
+        )?;
+        writeln!(f, "    g_left = {}", plan.gauge_left)?;
+        writeln!(f, "    g_right = {}", plan.gauge_right)?;
+        writeln!(
+            f,
+            "    loss: smoothness {:?}{}{}",
+            plan.smoothness,
+            if plan.quadratic { ", quadratic" } else { "" },
+            if plan.masked { ", masked" } else { "" }
+        )?;
+        writeln!(
+            f,
+            "    polar: {} ({}, {} starts)",
+            plan.polar.name(),
+            if plan.polar_exact {
+                "exact"
+            } else {
+                "heuristic"
+            },
+            plan.polar_starts
+        )?;
+        for kernel in &self.kernels {
+            writeln!(f, "  kernel {} {{", kernel.name)?;
+            for stmt in &kernel.body {
+                f.write_str("    ")?;
+                self.write_stmt(f, stmt)?;
+                f.write_str("\n")?;
+            }
+            writeln!(f, "  }}")?;
+        }
+        Ok(())
+    }
+}

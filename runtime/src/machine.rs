@@ -1,0 +1,131 @@
+//! The solver's view of a back end running one program: buffers by [`Slot`], kernels by
+//! [`Role`].
+
+use ndarray::{Array1, Array2};
+
+use crate::backend::{Backend, ExecError};
+use crate::kir::{Plan, Program, Role, Slot};
+use crate::value::Value;
+
+/// A back end bound to a program.
+pub struct Machine<'a> {
+    /// The program.
+    pub program: &'a Program,
+    backend: &'a mut dyn Backend,
+}
+
+/// A fault of the program/back end pair (a compiler or back-end bug, never user input).
+fn missing(what: String) -> ExecError {
+    ExecError::Backend(format!("the kernel program has no {what}"))
+}
+
+impl<'a> Machine<'a> {
+    /// Binds a back end to a validated program.
+    pub fn new(program: &'a Program, backend: &'a mut dyn Backend) -> Machine<'a> {
+        Machine { program, backend }
+    }
+
+    /// The plan.
+    pub fn plan(&self) -> &Plan {
+        &self.program.plan
+    }
+
+    /// The back end's name.
+    pub fn backend_name(&self) -> &'static str {
+        self.backend.name()
+    }
+
+    /// Runs the kernel of a role.
+    pub fn run(&mut self, role: Role) -> Result<(), ExecError> {
+        let kernel = self
+            .plan()
+            .kernel(role)
+            .ok_or_else(|| missing(format!("kernel for {}", role.name())))?;
+        self.backend.run(kernel)
+    }
+
+    /// Sets the size r.
+    pub fn set_rank(&mut self, rank: usize) {
+        let dim = self.plan().rank;
+        self.backend.bind_dim(dim, rank);
+    }
+
+    /// Sets the probe width p.
+    pub fn set_probe(&mut self, width: usize) {
+        let dim = self.plan().probe;
+        self.backend.bind_dim(dim, width);
+    }
+
+    /// Binds a value to a slot.
+    pub fn set(&mut self, slot: Slot, value: Value) -> Result<(), ExecError> {
+        let id = self
+            .plan()
+            .slot(slot)
+            .ok_or_else(|| missing(format!("slot {slot:?}")))?;
+        self.backend.set(id, value)
+    }
+
+    /// Binds a matrix to a slot.
+    pub fn set_matrix(&mut self, slot: Slot, value: Array2<f64>) -> Result<(), ExecError> {
+        self.set(slot, Value::Matrix(value))
+    }
+
+    fn get(&self, slot: Slot) -> Result<Value, ExecError> {
+        let id = self
+            .plan()
+            .slot(slot)
+            .ok_or_else(|| missing(format!("slot {slot:?}")))?;
+        self.backend.get(id)
+    }
+
+    /// A scalar slot's value.
+    pub fn scalar(&self, slot: Slot) -> Result<f64, ExecError> {
+        match self.get(slot)? {
+            Value::Scalar(s) => Ok(s),
+            other => Err(ExecError::Backend(format!(
+                "slot {slot:?} holds shape {:?}, not a scalar",
+                other.shape()
+            ))),
+        }
+    }
+
+    /// A vector slot's value.
+    pub fn vector(&self, slot: Slot) -> Result<Array1<f64>, ExecError> {
+        match self.get(slot)? {
+            Value::Vector(v) => Ok(v),
+            other => Err(ExecError::Backend(format!(
+                "slot {slot:?} holds shape {:?}, not a vector",
+                other.shape()
+            ))),
+        }
+    }
+
+    /// A matrix slot's value.
+    pub fn matrix(&self, slot: Slot) -> Result<Array2<f64>, ExecError> {
+        match self.get(slot)? {
+            Value::Matrix(m) => Ok(m),
+            other => Err(ExecError::Backend(format!(
+                "slot {slot:?} holds shape {:?}, not a matrix",
+                other.shape()
+            ))),
+        }
+    }
+
+    /// `−∇ℓ · x` for a vector x on the column side (after `Residual`).
+    pub fn apply(&mut self, x: &Array1<f64>) -> Result<Array1<f64>, ExecError> {
+        self.set_probe(1);
+        let column = x.clone().insert_axis(ndarray::Axis(1));
+        self.set_matrix(Slot::ProbeInRight, column)?;
+        self.run(Role::ApplyNegGrad)?;
+        Ok(self.matrix(Slot::ProbeOutLeft)?.column(0).to_owned())
+    }
+
+    /// `−∇ℓᵀ · y` for a vector y on the row side (after `Residual`).
+    pub fn apply_t(&mut self, y: &Array1<f64>) -> Result<Array1<f64>, ExecError> {
+        self.set_probe(1);
+        let column = y.clone().insert_axis(ndarray::Axis(1));
+        self.set_matrix(Slot::ProbeInLeft, column)?;
+        self.run(Role::ApplyNegGradT)?;
+        Ok(self.matrix(Slot::ProbeOutRight)?.column(0).to_owned())
+    }
+}

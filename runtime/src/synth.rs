@@ -1,0 +1,82 @@
+//! Seeded synthetic data for examples, tests and benchmarks: planted low-rank matrices,
+//! noise, sampled observations. Deterministic for a given seed on every platform (ChaCha8).
+
+use ndarray::{Array1, Array2};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::linalg;
+use crate::polar::normal_vector;
+use crate::value::Observed;
+
+/// A generator.
+pub struct Synth {
+    rng: ChaCha8Rng,
+}
+
+impl Synth {
+    /// A generator with a seed.
+    pub fn new(seed: u64) -> Synth {
+        Synth {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        }
+    }
+
+    /// An `rows × cols` matrix of standard normal entries.
+    pub fn normal(&mut self, rows: usize, cols: usize) -> Array2<f64> {
+        let v: Array1<f64> = normal_vector(&mut self.rng, rows * cols);
+        v.into_shape_with_order((rows, cols))
+            .unwrap_or_else(|_| Array2::zeros((rows, cols)))
+    }
+
+    /// A planted rank-`rank` matrix A Bᵀ / √rank (entries of order 1), nonnegative factors
+    /// when `nonneg`.
+    pub fn low_rank(&mut self, rows: usize, cols: usize, rank: usize, nonneg: bool) -> Array2<f64> {
+        let mut a = self.normal(rows, rank);
+        let mut b = self.normal(cols, rank);
+        if nonneg {
+            a.mapv_inplace(f64::abs);
+            b.mapv_inplace(f64::abs);
+        }
+        linalg::gemm(
+            a.view(),
+            false,
+            b.view(),
+            true,
+            1.0 / (rank.max(1) as f64).sqrt(),
+        )
+    }
+
+    /// Adds Gaussian noise of standard deviation `sigma`.
+    pub fn add_noise(&mut self, y: &mut Array2<f64>, sigma: f64) {
+        let noise = self.normal(y.nrows(), y.ncols());
+        y.scaled_add(sigma, &noise);
+    }
+
+    /// A uniform number in [0, 1).
+    pub fn uniform(&mut self) -> f64 {
+        self.rng.random::<f64>()
+    }
+
+    /// Each entry of `y` observed with probability `fraction`.
+    pub fn observe(&mut self, y: &Array2<f64>, fraction: f64) -> Observed {
+        let mut entries = Vec::new();
+        for ((i, j), v) in y.indexed_iter() {
+            if self.uniform() < fraction {
+                entries.push((i as u32, j as u32, *v));
+            }
+        }
+        Observed::from_triplets(y.nrows(), y.ncols(), entries)
+    }
+}
+
+/// Observed entries as a Matrix Market coordinate file.
+pub fn to_matrix_market(o: &Observed) -> String {
+    use std::fmt::Write;
+    let mut out = String::from("%%MatrixMarket matrix coordinate real general\n");
+    let _ = writeln!(out, "{} {} {}", o.rows, o.cols, o.len());
+    for ((i, j), v) in o.row.iter().zip(&o.col).zip(o.values.iter()) {
+        let _ = writeln!(out, "{} {} {v:?}", i + 1, j + 1);
+    }
+    out
+}
