@@ -623,9 +623,13 @@ fn param(p: &[f64], k: usize) -> f64 {
 }
 
 const SQUARED_KERNEL: LossKernel = LossKernel {
-    value: |x, y, _| x.sub(y).un(Unary::Square).mul(Expr::c(0.5)),
-    gradient: |x, y, _| x.sub(y),
-    conjugate: |z, y, _| z.clone().mul(y).add(z.un(Unary::Square).mul(Expr::c(0.5))),
+    value: |x, y, _| x.minus(y).un(Unary::Square).times(Expr::c(0.5)),
+    gradient: |x, y, _| x.minus(y),
+    conjugate: |z, y, _| {
+        z.clone()
+            .times(y)
+            .plus(z.un(Unary::Square).times(Expr::c(0.5)))
+    },
     smoothness: |_| 1.0,
     quadratic: true,
 };
@@ -634,43 +638,47 @@ const HUBER_KERNEL: LossKernel = LossKernel {
     // ½ min(|d|, δ)² + δ·max(|d| − δ, 0), d = x − y.
     value: |x, y, p| {
         let delta = param(p, 0);
-        let a = x.sub(y).un(Unary::Abs);
+        let a = x.minus(y).un(Unary::Abs);
         a.clone()
             .bin(Binary::Min, Expr::c(delta))
             .un(Unary::Square)
-            .mul(Expr::c(0.5))
-            .add(
-                a.sub(Expr::c(delta))
+            .times(Expr::c(0.5))
+            .plus(
+                a.minus(Expr::c(delta))
                     .bin(Binary::Max, Expr::c(0.0))
-                    .mul(Expr::c(delta)),
+                    .times(Expr::c(delta)),
             )
     },
     gradient: |x, y, p| {
         let delta = param(p, 0);
-        x.sub(y)
+        x.minus(y)
             .bin(Binary::Max, Expr::c(-delta))
             .bin(Binary::Min, Expr::c(delta))
     },
-    conjugate: |z, y, _| z.clone().mul(y).add(z.un(Unary::Square).mul(Expr::c(0.5))),
+    conjugate: |z, y, _| {
+        z.clone()
+            .times(y)
+            .plus(z.un(Unary::Square).times(Expr::c(0.5)))
+    },
     smoothness: |_| 1.0,
     quadratic: false,
 };
 
 const LOGISTIC_KERNEL: LossKernel = LossKernel {
     // softplus(−y·x) = log(1 + exp(−y·x)), without overflow.
-    value: |x, y, _| y.mul(x).un(Unary::Neg).un(Unary::Softplus),
+    value: |x, y, _| y.times(x).un(Unary::Neg).un(Unary::Softplus),
     gradient: |x, y, _| {
         y.clone()
-            .mul(y.mul(x).un(Unary::Neg).un(Unary::Sigmoid))
+            .times(y.times(x).un(Unary::Neg).un(Unary::Sigmoid))
             .un(Unary::Neg)
     },
     // With q = y·z ∈ [−1, 0]: (1 + q) log(1 + q) + (−q) log(−q).
     conjugate: |z, y, _| {
-        let q = y.mul(z);
+        let q = y.times(z);
         Expr::c(1.0)
-            .add(q.clone())
+            .plus(q.clone())
             .un(Unary::XLogX)
-            .add(q.un(Unary::Neg).un(Unary::XLogX))
+            .plus(q.un(Unary::Neg).un(Unary::XLogX))
     },
     smoothness: |_| 0.25,
     quadratic: false,

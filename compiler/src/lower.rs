@@ -1,6 +1,6 @@
 //! Lowering: a checked model and its derivation to a kernel program.
 //!
-//! Input: an [`ir::Model`] and its [`InducedProblem`]. Output: a [`kir::Program`] (validated
+//! Input: an [`ir::Model`] and its [`InducedProblem`]. Output: a [`Program`] (validated
 //! by the caller with `hfc_runtime::valid::validate`) or a diagnostic saying what the runtime
 //! cannot run yet. The model-specific choices are made here, once, not in the solver loop:
 //!
@@ -373,7 +373,7 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
         bld.kernel(
             Role::Dual,
             vec![
-                map(z, b(dual_scale).mul(b(resid))),
+                map(z, b(dual_scale).times(b(resid))),
                 sum(total, conjugate(b(z), b(y))),
                 map(dual, b(total).un(Unary::Neg)),
             ],
@@ -404,20 +404,20 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
         let loss_from_traces = map(
             loss_buf,
             b(yy)
-                .mul(Expr::c(0.5))
-                .sub(b(cross))
-                .add(b(xx).mul(Expr::c(0.5))),
+                .times(Expr::c(0.5))
+                .minus(b(cross))
+                .plus(b(xx).times(Expr::c(0.5))),
         );
         let grams = vec![
             gemm(utu, u, true, u, false, 1.0),
             gemm(vtv, v, true, v, false, 1.0),
-            sum(xx, b(utu).mul(b(vtv))),
+            sum(xx, b(utu).times(b(vtv))),
         ];
         bld.kernel(Role::Setup, vec![sum(yy, b(y).un(Unary::Square))]);
         let via_yv = |extra: Vec<Stmt>| {
             let mut body = vec![gemm(yv, y, false, v, false, 1.0)];
             body.extend(grams.clone());
-            body.push(sum(cross, b(u).mul(b(yv))));
+            body.push(sum(cross, b(u).times(b(yv))));
             body.push(loss_from_traces.clone());
             body.extend(extra);
             body
@@ -433,7 +433,7 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
         let via_ytu = |first: Vec<Stmt>, extra: Vec<Stmt>| {
             let mut body = first;
             body.extend(grams.clone());
-            body.push(sum(cross, b(v).mul(b(ytu))));
+            body.push(sum(cross, b(v).times(b(ytu))));
             body.push(loss_from_traces.clone());
             body.extend(extra);
             body
@@ -446,7 +446,7 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
                     gemm(grad_v, v, false, utu, false, 1.0),
                     Stmt::Map {
                         dst: grad_v,
-                        expr: b(grad_v).sub(b(ytu)),
+                        expr: b(grad_v).minus(b(ytu)),
                     },
                 ],
             ),
@@ -473,14 +473,14 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
         );
         // −ℓ*(s·G) = −(s⟨G, Y⟩ + ½s²‖G‖²), ⟨G, Y⟩ = ⟨X, Y⟩ − ‖Y‖², ‖G‖² = ‖X‖² − 2⟨X, Y⟩ + ‖Y‖².
         let s = || b(dual_scale);
-        let g_dot_y = b(cross).sub(b(yy));
-        let g_sq = b(xx).sub(b(cross).mul(Expr::c(2.0))).add(b(yy));
+        let g_dot_y = b(cross).minus(b(yy));
+        let g_sq = b(xx).minus(b(cross).times(Expr::c(2.0))).plus(b(yy));
         bld.kernel(
             Role::Dual,
             vec![map(
                 dual,
-                s().mul(g_dot_y)
-                    .add(s().mul(s()).mul(g_sq).mul(Expr::c(0.5)))
+                s().times(g_dot_y)
+                    .plus(s().times(s()).times(g_sq).times(Expr::c(0.5)))
                     .un(Unary::Neg),
             )],
         );
@@ -493,7 +493,7 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
             vec![
                 sum(uu, b(probe_in_u).un(Unary::Square)),
                 sum(vv, b(probe_in_v).un(Unary::Square)),
-                map(curvature, b(uu).mul(b(vv))),
+                map(curvature, b(uu).times(b(vv))),
             ],
         );
     } else {
@@ -539,7 +539,7 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
         bld.kernel(
             Role::Dual,
             vec![
-                map(z, b(dual_scale).mul(b(g))),
+                map(z, b(dual_scale).times(b(g))),
                 sum(total, conjugate(b(z), b(y))),
                 map(dual, b(total).un(Unary::Neg)),
             ],
@@ -553,7 +553,7 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
             vec![
                 sum(uu, b(probe_in_u).un(Unary::Square)),
                 sum(vv, b(probe_in_v).un(Unary::Square)),
-                map(curvature, b(uu).mul(b(vv))),
+                map(curvature, b(uu).times(b(vv))),
             ],
         );
     }

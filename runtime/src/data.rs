@@ -187,7 +187,7 @@ fn finish_dense(a: Array2<f64>, observed: bool) -> Result<Value, Fault> {
         });
     }
     for ((i, j), v) in a.indexed_iter() {
-        if !v.is_finite() && !(observed && v.is_nan()) {
+        if !(v.is_finite() || (observed && v.is_nan())) {
             return Err(non_finite(*v, i, j, !observed));
         }
     }

@@ -222,15 +222,15 @@ impl Expr {
         Expr::Binary(op, Box::new(self), Box::new(other))
     }
     /// `self + other`.
-    pub fn add(self, other: Expr) -> Expr {
+    pub fn plus(self, other: Expr) -> Expr {
         self.bin(Binary::Add, other)
     }
     /// `self − other`.
-    pub fn sub(self, other: Expr) -> Expr {
+    pub fn minus(self, other: Expr) -> Expr {
         self.bin(Binary::Sub, other)
     }
     /// `self · other`.
-    pub fn mul(self, other: Expr) -> Expr {
+    pub fn times(self, other: Expr) -> Expr {
         self.bin(Binary::Mul, other)
     }
 

@@ -269,7 +269,7 @@ fn alternating(
         }
         let mut value = f64::NEG_INFINITY;
         let mut pair = None;
-        for _ in 0..1000 {
+        for _ in 0..300 {
             let zv = machine.apply(&v)?;
             products += 1;
             let Some((u, _)) = gauge::linear_max(left, zv.as_slice().unwrap_or(&zv.to_vec()))

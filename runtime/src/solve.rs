@@ -30,6 +30,9 @@ use crate::machine::Machine;
 use crate::polar::{self, Polar};
 use crate::value::Value;
 
+/// Descent iterations at one size before the polar test is consulted again.
+const DESCENT_BUDGET: u64 = 2000;
+
 /// How to run.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -344,7 +347,10 @@ pub fn solve(
 
     let mut iterations: u64 = 0;
     let mut outer: u64 = 0;
-    let mut inner_tol = tol * 0.1;
+    // Local descent stops when F stalls (relative decrease below tol², three times running) or
+    // after a budget per size, so that a slow descent still reaches the polar test.
+    let base_inner_tol = (tol * tol).max(1e-15);
+    let mut inner_tol = base_inner_tol;
     let mut last_polar = 0.0;
     let mut last_residual = None;
     let mut gap = None;
@@ -366,7 +372,8 @@ pub fn solve(
             let mut t_prev: f64 = 1.0;
             let mut stalls = 0;
             let mut since_balance = 0;
-            while iterations < options.max_iter && !interrupted() {
+            let budget_end = iterations.saturating_add(DESCENT_BUDGET);
+            while iterations < options.max_iter.min(budget_end) && !interrupted() {
                 let t = 0.5 * (1.0 + (1.0 + 4.0 * t_prev * t_prev).sqrt());
                 let beta = (t_prev - 1.0) / t;
                 let extrapolate = |x: &Array2<f64>, prev: &Array2<f64>| {
@@ -478,7 +485,9 @@ pub fn solve(
 
         let polar_ok = polar.value <= weight * (1.0 + tol);
         let gap_ok = gap.is_none_or(|g| g <= tol * objective.abs().max(f64::MIN_POSITIVE));
-        if polar_ok && gap_ok {
+        // With an exact polar the duality gap is the certificate: a relative gap within the
+        // tolerance proves the optimum even when rounding leaves the polar a hair above λ.
+        if gap_ok && (polar_ok || gap.is_some()) {
             stop = Stop::Optimal;
             break;
         }
@@ -548,10 +557,15 @@ pub fn solve(
             }
         }
         if u.ncols() == rank_before || objective >= objective_before {
-            stop = Stop::NoProgress;
-            break;
+            // The step is below rounding: polish the current size instead.
+            inner_tol *= 0.01;
+            if inner_tol < 1e-16 {
+                stop = Stop::NoProgress;
+                break;
+            }
+            continue;
         }
-        inner_tol = tol * 0.1;
+        inner_tol = base_inner_tol;
         if interrupted() {
             stop = Stop::Interrupted;
             break;

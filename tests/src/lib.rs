@@ -94,3 +94,69 @@ pub fn golden(path: &Path, actual: &str) {
     }
     .assert_eq(actual);
 }
+
+/// A model solved in process: the lowered program and the solver's result.
+pub struct Solved {
+    /// The lowered program (its plan says which polar solver ran and whether it is exact).
+    pub lowered: hfc::lower::Lowered,
+    /// The solver's result.
+    pub solution: hfc_runtime::solve::Solution,
+}
+
+/// Checks `text` (a model file whose first model is solved) with parameter overrides,
+/// lowers it, binds `data` to its fitted data and runs the solver with `options`.
+pub fn solve_text(
+    text: &str,
+    overrides: &[(&str, f64)],
+    data: hfc_runtime::Value,
+    options: &hfc_runtime::solve::Options,
+) -> Result<Solved, String> {
+    use hfc_runtime::Backend;
+    let overrides: Vec<(String, f64)> =
+        overrides.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    let checked = hfc::check_with("model.hfm", text, &mut hfc::NoFiles, &overrides);
+    if checked.diagnostics.has_errors() {
+        return Err(format!("{:?}", checked.diagnostics));
+    }
+    let report = checked.models.first().ok_or("no model")?;
+    let (Some(model), Some(induced)) = (&report.ir, &report.induced) else {
+        return Err("no IR".into());
+    };
+    let lowered = hfc::lower::lower(model, induced).map_err(|d| d.message().to_string())?;
+    hfc_runtime::valid::validate(&lowered.program).map_err(|e| e.to_string())?;
+    let program = lowered.program.clone();
+    let mut backend = hfc_runtime::Interpreter::new(&program);
+    let (rows, cols) = match &data {
+        hfc_runtime::Value::Matrix(a) => (a.nrows(), a.ncols()),
+        hfc_runtime::Value::Observed(o) => {
+            for (k, d) in program.dims.iter().enumerate() {
+                if d.kind == hfc_runtime::kir::DimKind::Observed {
+                    backend.bind_dim(hfc_runtime::kir::DimId(k as u32), o.len());
+                }
+            }
+            (o.rows, o.cols)
+        }
+        _ => return Err("data must be a matrix".into()),
+    };
+    backend.bind_dim(lowered.data_dims.0, rows);
+    backend.bind_dim(lowered.data_dims.1, cols);
+    backend
+        .set(lowered.target.1, data)
+        .map_err(|e| e.to_string())?;
+    let mut machine = hfc_runtime::machine::Machine::new(&program, &mut backend);
+    let solution = hfc_runtime::solve::solve(&mut machine, rows, cols, options, &mut |_| {})
+        .map_err(|e| e.to_string())?;
+    Ok(Solved { lowered, solution })
+}
+
+/// Solver options with a tolerance and otherwise the catalog's defaults.
+pub fn options(tol: f64) -> hfc_runtime::solve::Options {
+    hfc_runtime::solve::Options {
+        max_iter: 20_000,
+        tol,
+        max_rank: None,
+        init_rank: 0,
+        seed: 0,
+        interrupt: None,
+    }
+}

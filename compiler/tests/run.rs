@@ -1,0 +1,301 @@
+//! The `hfc run` contract on the real binary: outputs, report fields, exit codes, and every
+//! kind of bad data file (exit 2 with a message naming the file and the fault).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the compiler crate is in the repository")
+        .to_path_buf()
+}
+
+fn hfc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hfc"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("hfc runs")
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("exited normally")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hfc-run-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn report(dir: &Path) -> Value {
+    let text = std::fs::read_to_string(dir.join("report.json")).expect("report.json written");
+    serde_json::from_str(&text).expect("report.json is JSON")
+}
+
+#[test]
+fn lowrank_example_is_certified_and_writes_every_output() {
+    let out_dir = temp_dir("lowrank");
+    let out = hfc(&[
+        "run",
+        "examples/lowrank.hfm",
+        "--out",
+        out_dir.to_str().expect("utf-8"),
+        "--json",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("--json prints the report");
+    let r = report(&out_dir);
+    assert_eq!(printed, r);
+    for field in [
+        "model",
+        "objective",
+        "loss",
+        "regularizer",
+        "lambda",
+        "rank",
+        "polar_value",
+        "gap",
+        "relative_gap",
+        "certificate",
+        "iterations",
+        "outer_iterations",
+        "seconds",
+        "backend",
+        "converged",
+        "lambda_max",
+    ] {
+        assert!(r.get(field).is_some(), "report.json lacks `{field}`");
+    }
+    assert_eq!(r["model"], "lowrank");
+    assert_eq!(r["certificate"], "exact");
+    assert_eq!(r["converged"], true);
+    assert_eq!(r["backend"], "interp");
+    assert!(r["relative_gap"].as_f64().expect("a gap") <= 1e-8);
+    let (objective, loss, reg) = (
+        r["objective"].as_f64().expect("number"),
+        r["loss"].as_f64().expect("number"),
+        r["regularizer"].as_f64().expect("number"),
+    );
+    assert!((objective - loss - reg).abs() <= 1e-9 * objective);
+    assert!(r["polar_value"].as_f64().expect("number") <= 1.0 + 1e-8);
+    for file in ["U.npy", "V.npy", "convergence.svg"] {
+        assert!(out_dir.join(file).exists(), "{file} missing");
+    }
+    // Atomic writes leave no temporary files behind.
+    let leftovers: Vec<_> = std::fs::read_dir(&out_dir)
+        .expect("readable")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty());
+    // Deterministic for a seed.
+    let again = temp_dir("lowrank-again");
+    let out = hfc(&[
+        "run",
+        "examples/lowrank.hfm",
+        "--out",
+        again.to_str().expect("utf-8"),
+        "--quiet",
+    ]);
+    assert_eq!(code(&out), 0);
+    assert_eq!(stderr(&out), "");
+    assert_eq!(report(&again)["objective"], r["objective"]);
+}
+
+#[test]
+fn set_replaces_a_parameter_and_unknown_ones_are_usage_errors() {
+    let out_dir = temp_dir("set");
+    let out = hfc(&[
+        "run",
+        "examples/lowrank.hfm",
+        "--set",
+        "lambda=1000",
+        "--out",
+        out_dir.to_str().expect("utf-8"),
+        "--quiet",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let r = report(&out_dir);
+    assert_eq!(
+        (r["rank"].as_u64(), r["lambda"].as_f64()),
+        (Some(0), Some(1000.0))
+    );
+    assert!(r["lambda_max"].as_f64().expect("number") < 1000.0);
+    let out = hfc(&["run", "examples/lowrank.hfm", "--set", "mu=1", "--quiet"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("has no parameter `mu`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn the_iteration_limit_exits_3_with_results_written() {
+    let out_dir = temp_dir("limit");
+    let out = hfc(&[
+        "run",
+        "examples/completion.hfm",
+        "--max-iter",
+        "2",
+        "--out",
+        out_dir.to_str().expect("utf-8"),
+        "--quiet",
+    ]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let r = report(&out_dir);
+    assert_eq!(r["converged"], false);
+    assert_eq!(r["certificate"], "none");
+    assert_eq!(r["iterations"].as_u64(), Some(2));
+}
+
+#[test]
+fn models_the_runtime_cannot_run_are_model_errors() {
+    let out = hfc(&["run", "examples/cp3.hfm"]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("hfc::run::unsupported"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A `.npy` image with a given header dictionary and body.
+fn npy(descr: &str, shape: &str, body: &[u8]) -> Vec<u8> {
+    let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    let mut header = dict.into_bytes();
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(b' ');
+    }
+    header.push(b'\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((header.len() as u16).to_le_bytes());
+    out.extend(header);
+    out.extend(body);
+    out
+}
+
+fn f64s(values: &[f64]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// Runs a lowrank model whose data file has the given name and bytes.
+fn run_with_data(case: &str, declared: &str, file: &str, bytes: Option<&[u8]>) -> Output {
+    let dir = temp_dir(case);
+    let rows = declared
+        .trim_start_matches('[')
+        .split(',')
+        .next()
+        .unwrap_or("m");
+    let model = format!(
+        "model m {{
+    data Y : {declared} = load(\"{file}\");
+    factor U : [{rows}, r]; factor V : [n, r];
+    fit Y ~ U * V';
+    loss squared;
+    reg 0.1 * sum(i) norm2(U[:, i]) * norm2(V[:, i]);
+}}"
+    );
+    let path = dir.join("m.hfm");
+    std::fs::write(&path, model).expect("write model");
+    if let Some(bytes) = bytes {
+        std::fs::write(dir.join(file), bytes).expect("write data");
+    }
+    hfc(&["run", path.to_str().expect("utf-8"), "--quiet"])
+}
+
+/// (name, declared shape, file name, its bytes (None: absent), expected message).
+type Case = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<Vec<u8>>,
+    &'static str,
+);
+
+#[test]
+fn bad_data_is_exit_2_with_the_file_and_the_fault() {
+    let good = f64s(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    let mut truncated_header = npy("<f8", "(2, 3)", &good);
+    truncated_header.truncate(20);
+    let mut nan = f64s(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    nan[32..40].copy_from_slice(&f64::NAN.to_le_bytes());
+    let cases: Vec<Case> = vec![
+        ("missing", "[m, n]", "Y.npy", None, "Y.npy: file not found"),
+        (
+            "header",
+            "[m, n]",
+            "Y.npy",
+            Some(truncated_header),
+            "Y.npy: malformed header: truncated header",
+        ),
+        (
+            "magic",
+            "[m, n]",
+            "Y.npy",
+            Some(b"not numpy at all".to_vec()),
+            "not a NumPy file",
+        ),
+        (
+            "dtype",
+            "[m, n]",
+            "Y.npy",
+            Some(npy("|b1", "(2, 3)", &[1, 0, 1, 0, 1, 0])),
+            "unsupported dtype `|b1`",
+        ),
+        (
+            "shape",
+            "[5, n]",
+            "Y.npy",
+            Some(npy("<f8", "(2, 3)", &good)),
+            "axis 1 has 2 entries, but `Y` is declared [5, n]",
+        ),
+        (
+            "nan",
+            "[m, n]",
+            "Y.npy",
+            Some(npy("<f8", "(2, 3)", &nan)),
+            "NaN at row 2, column 2",
+        ),
+        (
+            "empty",
+            "[m, n]",
+            "Y.csv",
+            Some(b"".to_vec()),
+            "the matrix is empty",
+        ),
+        (
+            "body",
+            "[m, n]",
+            "Y.npy",
+            Some(npy("<f8", "(2, 3)", &good[..20])),
+            "malformed data",
+        ),
+        (
+            "mtx",
+            "[m, n]",
+            "Y.mtx",
+            Some(b"%%MatrixMarket matrix coordinate real general\n2 2 3\n1 1 1.0\n".to_vec()),
+            "the size line promises 3 entries, the file has 1",
+        ),
+    ];
+    for (case, declared, file, bytes, message) in cases {
+        let out = run_with_data(case, declared, file, bytes.as_deref());
+        assert_eq!(code(&out), 2, "{case}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(message),
+            "{case}: expected `{message}` in:\n{}",
+            stderr(&out)
+        );
+        assert!(!stderr(&out).contains("panicked"), "{case}");
+    }
+}
