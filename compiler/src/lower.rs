@@ -153,6 +153,20 @@ fn gauge_of(model: &ir::Model, g: &FactorGauge) -> Option<(Gauge, f64)> {
     Some((Gauge { terms, nonneg }, scale))
 }
 
+/// `curvature = ‖u vᵀ‖²_F = ‖u‖² ‖v‖²` when every entry counts.
+fn dense_curvature(bld: &mut Builder, u: BufId, v: BufId, curvature: BufId) {
+    let uu = bld.buf("probe_left_sq", &[], BufferKind::Temp);
+    let vv = bld.buf("probe_right_sq", &[], BufferKind::Temp);
+    bld.kernel(
+        Role::Curvature,
+        vec![
+            sum(uu, b(u).un(Unary::Square)),
+            sum(vv, b(v).un(Unary::Square)),
+            map(curvature, b(uu).times(b(vv))),
+        ],
+    );
+}
+
 /// Lowers a model the runtime can run.
 pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box<Diagnostic>> {
     let Map::Matrix { left, right } = model.map else {
@@ -484,18 +498,7 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
                     .un(Unary::Neg),
             )],
         );
-        let (uu, vv) = (
-            scalar(&mut bld, "probe_left_sq", BufferKind::Temp),
-            scalar(&mut bld, "probe_right_sq", BufferKind::Temp),
-        );
-        bld.kernel(
-            Role::Curvature,
-            vec![
-                sum(uu, b(probe_in_u).un(Unary::Square)),
-                sum(vv, b(probe_in_v).un(Unary::Square)),
-                map(curvature, b(uu).times(b(vv))),
-            ],
-        );
+        dense_curvature(&mut bld, probe_in_u, probe_in_v, curvature);
     } else {
         // Other losses on every entry: form X = U Vᵀ and apply the catalog's formulas.
         let x = bld.buf("pred", &[m, n], BufferKind::Temp);
@@ -544,18 +547,7 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
                 map(dual, b(total).un(Unary::Neg)),
             ],
         );
-        let (uu, vv) = (
-            scalar(&mut bld, "probe_left_sq", BufferKind::Temp),
-            scalar(&mut bld, "probe_right_sq", BufferKind::Temp),
-        );
-        bld.kernel(
-            Role::Curvature,
-            vec![
-                sum(uu, b(probe_in_u).un(Unary::Square)),
-                sum(vv, b(probe_in_v).un(Unary::Square)),
-                map(curvature, b(uu).times(b(vv))),
-            ],
-        );
+        dense_curvature(&mut bld, probe_in_u, probe_in_v, curvature);
     }
     bld.kernel(
         Role::GaugeLeft,

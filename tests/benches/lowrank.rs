@@ -14,16 +14,7 @@ use std::time::Instant;
 use hfc_runtime::Value;
 use hfc_runtime::linalg;
 use hfc_runtime::synth::Synth;
-use hfc_tests::{options, solve_text};
-
-const NUCLEAR: &str = "model m {
-    param lambda = 1.0;
-    data Y : [m, n];
-    factor U : [m, r]; factor V : [n, r];
-    fit Y ~ U * V';
-    loss squared;
-    reg lambda * sum(i) norm2(U[:, i]) * norm2(V[:, i]);
-}";
+use hfc_tests::{NUCLEAR, options, solve_text};
 
 fn lowrank(m: usize, n: usize, rank: usize) {
     let mut synth = Synth::new(42);

@@ -160,3 +160,14 @@ pub fn options(tol: f64) -> hfc_runtime::solve::Options {
         interrupt: None,
     }
 }
+
+/// Nuclear-norm low-rank approximation with `lambda` a parameter and the data given at run
+/// time: the model the solver tests and benchmarks share.
+pub const NUCLEAR: &str = "model m {
+    param lambda = 1.0;
+    data Y : [m, n];
+    factor U : [m, r]; factor V : [n, r];
+    fit Y ~ U * V';
+    loss squared;
+    reg lambda * sum(i) norm2(U[:, i]) * norm2(V[:, i]);
+}";

@@ -5,17 +5,8 @@ use hfc_runtime::linalg;
 use hfc_runtime::solve::Stop;
 use hfc_runtime::synth::Synth;
 use hfc_runtime::{Observed, Value};
-use hfc_tests::{options, solve_text};
+use hfc_tests::{NUCLEAR, options, solve_text};
 use ndarray::{Array2, Axis};
-
-const NUCLEAR: &str = "model m {
-    param lambda = 1.0;
-    data Y : [m, n];
-    factor U : [m, r]; factor V : [n, r];
-    fit Y ~ U * V';
-    loss squared;
-    reg lambda * sum(i) norm2(U[:, i]) * norm2(V[:, i]);
-}";
 
 fn relative(a: f64, b: f64) -> f64 {
     (a - b).abs() / b.abs().max(1e-300)
