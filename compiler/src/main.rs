@@ -79,40 +79,7 @@ enum Command {
         model_name: Option<String>,
     },
     /// Solve a model by the rank-growing algorithm and certify the result.
-    Run {
-        /// The model file.
-        model: String,
-        /// Which model of the file (needed when the file has several).
-        #[arg(long = "model", value_name = "NAME")]
-        model_name: Option<String>,
-        /// Set a parameter, replacing its declared value (repeatable).
-        #[arg(long = "set", value_name = "NAME=VALUE")]
-        set: Vec<String>,
-        /// Read data NAME from PATH instead of its `load("...")` (repeatable).
-        #[arg(long = "data", value_name = "NAME=PATH")]
-        data: Vec<String>,
-        /// Output folder (default: the model's name, next to the model file).
-        #[arg(long, value_name = "DIR")]
-        out: Option<std::path::PathBuf>,
-        /// Back end executing the kernels.
-        #[arg(long, default_value = "interp", value_parser = ["interp", "jit", "gpu"])]
-        backend: String,
-        /// Seed (replaces `solve { seed = ...; }`).
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Iterations of local descent, in all (replaces `solve { max_iter = ...; }`).
-        #[arg(long = "max-iter", value_name = "N")]
-        max_iter: Option<u64>,
-        /// Relative tolerance (replaces `solve { tol = ...; }`).
-        #[arg(long, value_name = "X")]
-        tol: Option<f64>,
-        /// Print nothing but errors.
-        #[arg(long)]
-        quiet: bool,
-        /// Print the report as JSON on standard output.
-        #[arg(long)]
-        json: bool,
-    },
+    Run(run_cmd::RunArgs),
     /// List the atoms, losses, options and closed forms hfc knows.
     Atoms {
         /// Print the catalog as JSON.
@@ -155,7 +122,7 @@ fn main() -> ExitCode {
     let file = match &cli.command {
         Command::Check { model, .. }
         | Command::Explain { model, .. }
-        | Command::Run { model, .. } => Some(model.clone()),
+        | Command::Run(run_cmd::RunArgs { model, .. }) => Some(model.clone()),
         Command::Atoms { .. } => None,
     };
     // A bug must not look like a crash on the user's input: no raw trace, the file named.
@@ -196,34 +163,7 @@ fn run(cli: Cli) -> u8 {
             json,
             model_name,
         } => explain(&model, json, model_name.as_deref(), style),
-        Command::Run {
-            model,
-            model_name,
-            set,
-            data,
-            out,
-            backend,
-            seed,
-            max_iter,
-            tol,
-            quiet,
-            json,
-        } => run_cmd::run(
-            run_cmd::RunArgs {
-                model,
-                model_name,
-                set,
-                data,
-                out,
-                backend,
-                seed,
-                max_iter,
-                tol,
-                quiet,
-                json,
-            },
-            style,
-        ),
+        Command::Run(args) => run_cmd::run(args, style),
         Command::Atoms { json } => {
             if json {
                 println!("{}", pretty(&hfc::reference::json()));

@@ -26,17 +26,39 @@ const EXIT_LIMIT: u8 = 3;
 const EXIT_INTERRUPTED: u8 = 130;
 
 /// What `hfc run` was asked.
+#[derive(clap::Args)]
 pub struct RunArgs {
+    /// The model file.
     pub model: String,
+    /// Which model of the file (needed when the file has several).
+    #[arg(long = "model", value_name = "NAME")]
     pub model_name: Option<String>,
+    /// Set a parameter, replacing its declared value (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
     pub set: Vec<String>,
+    /// Read data NAME from PATH instead of its `load("...")` (repeatable).
+    #[arg(long = "data", value_name = "NAME=PATH")]
     pub data: Vec<String>,
+    /// Output folder (default: the model's name, next to the model file).
+    #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Back end executing the kernels.
+    #[arg(long, default_value = "interp", value_parser = ["interp", "jit", "gpu"])]
     pub backend: String,
+    /// Seed (replaces `solve { seed = ...; }`).
+    #[arg(long)]
     pub seed: Option<u64>,
+    /// Iterations of local descent, in all (replaces `solve { max_iter = ...; }`).
+    #[arg(long = "max-iter", value_name = "N")]
     pub max_iter: Option<u64>,
+    /// Relative tolerance (replaces `solve { tol = ...; }`).
+    #[arg(long, value_name = "X")]
     pub tol: Option<f64>,
+    /// Print nothing but errors.
+    #[arg(long)]
     pub quiet: bool,
+    /// Print the report as JSON on standard output.
+    #[arg(long)]
     pub json: bool,
 }
 

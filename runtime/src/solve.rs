@@ -163,6 +163,39 @@ pub enum SolveError {
     NonFinite(f64, u64),
 }
 
+/// The kernels and buffers of one factor's block step.
+#[derive(Clone, Copy)]
+struct Block {
+    grad_role: Role,
+    grad_slot: Slot,
+    other_gauge_role: Role,
+    other_gauge_slot: Slot,
+    step_slot: Slot,
+    prox_role: Role,
+    factor_slot: Slot,
+}
+
+impl Block {
+    const LEFT: Block = Block {
+        grad_role: Role::GradLeft,
+        grad_slot: Slot::GradLeft,
+        other_gauge_role: Role::GaugeRight,
+        other_gauge_slot: Slot::GaugeRight,
+        step_slot: Slot::StepLeft,
+        prox_role: Role::ProxLeft,
+        factor_slot: Slot::Left,
+    };
+    const RIGHT: Block = Block {
+        grad_role: Role::GradRight,
+        grad_slot: Slot::GradRight,
+        other_gauge_role: Role::GaugeLeft,
+        other_gauge_slot: Slot::GaugeLeft,
+        step_slot: Slot::StepRight,
+        prox_role: Role::ProxRight,
+        factor_slot: Slot::Right,
+    };
+}
+
 struct State<'m, 'p> {
     machine: &'m mut Machine<'p>,
     weight: f64,
@@ -198,50 +231,50 @@ impl State<'_, '_> {
         Ok((loss + self.regularizer()?, loss))
     }
 
-    /// One prox-gradient step on U from `u_from` with V bound; returns the new U.
+    /// One prox-gradient step on one factor's block, from `from` (already bound), with the
+    /// other factor `other` fixed: step 1/L with L = smoothness · λ_max(otherᵀ other), then
+    /// the column prox with weights w·g(other's columns)/L. Returns the new block.
+    fn prox_step(
+        &mut self,
+        block: Block,
+        from: &Array2<f64>,
+        other: &Array2<f64>,
+    ) -> Result<Array2<f64>, ExecError> {
+        self.machine.run(block.grad_role)?;
+        let grad = self.machine.matrix(block.grad_slot)?;
+        let gram = linalg::gemm(other.view(), true, other.view(), false, 1.0);
+        let lipschitz = (self.smoothness * linalg::largest_eigenvalue(gram.view())).max(1e-300);
+        self.machine.run(block.other_gauge_role)?;
+        let weights = self.machine.vector(block.other_gauge_slot)? * (self.weight / lipschitz);
+        let mut start = from.clone();
+        start.scaled_add(-1.0 / lipschitz, &grad);
+        self.machine.set_matrix(block.step_slot, start)?;
+        self.machine
+            .set(Slot::ProxWeights, Value::Vector(weights))?;
+        self.machine.run(block.prox_role)?;
+        self.machine.matrix(block.factor_slot)
+    }
+
+    /// A prox-gradient step on U from `u_from` with V fixed; returns the new U.
     fn step_left(
         &mut self,
         u_from: &Array2<f64>,
         v: &Array2<f64>,
     ) -> Result<Array2<f64>, ExecError> {
         self.bind(u_from, v)?;
-        self.machine.run(Role::GradLeft)?;
-        let grad = self.machine.matrix(Slot::GradLeft)?;
-        let gram = linalg::gemm(v.view(), true, v.view(), false, 1.0);
-        let lipschitz = (self.smoothness * linalg::largest_eigenvalue(gram.view())).max(1e-300);
-        self.machine.run(Role::GaugeRight)?;
-        let weights = self.machine.vector(Slot::GaugeRight)? * (self.weight / lipschitz);
-        let mut from = u_from.clone();
-        from.scaled_add(-1.0 / lipschitz, &grad);
-        self.machine.set_matrix(Slot::StepLeft, from)?;
-        self.machine
-            .set(Slot::ProxWeights, Value::Vector(weights))?;
-        self.machine.run(Role::ProxLeft)?;
-        self.machine.matrix(Slot::Left)
+        self.prox_step(Block::LEFT, u_from, v)
     }
 
-    /// One prox-gradient step on V from `v_from` with U bound; returns the new V and the
-    /// objective at (U, new V) (the loss through `ValueAfterRight`, which may reuse what
-    /// `GradRight` computed for this U).
+    /// A prox-gradient step on V from `v_from` with U fixed; returns the new V and the
+    /// objective and loss at (U, new V) (the loss through `ValueAfterRight`, which may reuse
+    /// what `GradRight` computed for this U).
     fn step_right(
         &mut self,
         u: &Array2<f64>,
         v_from: &Array2<f64>,
     ) -> Result<(Array2<f64>, f64, f64), ExecError> {
         self.bind(u, v_from)?;
-        self.machine.run(Role::GradRight)?;
-        let grad = self.machine.matrix(Slot::GradRight)?;
-        let gram = linalg::gemm(u.view(), true, u.view(), false, 1.0);
-        let lipschitz = (self.smoothness * linalg::largest_eigenvalue(gram.view())).max(1e-300);
-        self.machine.run(Role::GaugeLeft)?;
-        let weights = self.machine.vector(Slot::GaugeLeft)? * (self.weight / lipschitz);
-        let mut from = v_from.clone();
-        from.scaled_add(-1.0 / lipschitz, &grad);
-        self.machine.set_matrix(Slot::StepRight, from)?;
-        self.machine
-            .set(Slot::ProxWeights, Value::Vector(weights))?;
-        self.machine.run(Role::ProxRight)?;
-        let v_new = self.machine.matrix(Slot::Right)?;
+        let v_new = self.prox_step(Block::RIGHT, v_from, u)?;
         self.machine.run(Role::ValueAfterRight)?;
         let loss = self.machine.scalar(Slot::Loss)?;
         let objective = loss + self.regularizer()?;

@@ -82,6 +82,25 @@ fn lambda_at_or_above_lambda_max_gives_zero_at_once() {
     assert!(s.gap.expect("gap") <= 1e-9 * s.objective);
 }
 
+/// Solves `text` on `y` and checks a certified optimum equal to `closed` to relative 1e-8.
+fn assert_certified_closed_form(text: &str, y: Array2<f64>, lambda: f64, closed: f64) {
+    let solved = solve_text(
+        text,
+        &[("lambda", lambda)],
+        Value::Matrix(y),
+        &options(1e-8),
+    )
+    .expect("solves");
+    let s = &solved.solution;
+    assert_eq!(s.stop, Stop::Optimal);
+    assert!(
+        relative(s.objective, closed) <= 1e-8,
+        "{} vs {closed}",
+        s.objective
+    );
+    assert!(s.relative_gap.expect("exact") <= 1e-8);
+}
+
 fn soft(x: f64, t: f64) -> f64 {
     x.signum() * (x.abs() - t).max(0.0)
 }
@@ -102,21 +121,7 @@ fn l1_times_l1_is_entrywise_soft_thresholding() {
             0.5 * (v - x) * (v - x) + lambda * x.abs()
         })
         .sum();
-    let solved = solve_text(
-        &text,
-        &[("lambda", lambda)],
-        Value::Matrix(y),
-        &options(1e-8),
-    )
-    .expect("solves");
-    let s = &solved.solution;
-    assert_eq!(s.stop, Stop::Optimal);
-    assert!(
-        relative(s.objective, closed) <= 1e-8,
-        "{} vs {closed}",
-        s.objective
-    );
-    assert!(s.relative_gap.expect("exact") <= 1e-8);
+    assert_certified_closed_form(&text, y, lambda, closed);
 }
 
 #[test]
@@ -140,21 +145,7 @@ fn l1_times_l2_is_row_group_soft_thresholding() {
             }
         })
         .sum();
-    let solved = solve_text(
-        &text,
-        &[("lambda", lambda)],
-        Value::Matrix(y),
-        &options(1e-8),
-    )
-    .expect("solves");
-    let s = &solved.solution;
-    assert_eq!(s.stop, Stop::Optimal);
-    assert!(
-        relative(s.objective, closed) <= 1e-8,
-        "{} vs {closed}",
-        s.objective
-    );
-    assert!(s.relative_gap.expect("exact") <= 1e-8);
+    assert_certified_closed_form(&text, y, lambda, closed);
 }
 
 #[test]
