@@ -17,6 +17,7 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod emit_cmd;
 mod run_cmd;
 
 use std::io::IsTerminal;
@@ -80,6 +81,8 @@ enum Command {
     },
     /// Solve a model by the rank-growing algorithm and certify the result.
     Run(run_cmd::RunArgs),
+    /// Print the code generated for a model: Cranelift IR (`clif`) or WGSL shaders (`wgsl`).
+    Emit(emit_cmd::EmitArgs),
     /// List the atoms, losses, options and closed forms hfc knows.
     Atoms {
         /// Print the catalog as JSON.
@@ -122,7 +125,8 @@ fn main() -> ExitCode {
     let file = match &cli.command {
         Command::Check { model, .. }
         | Command::Explain { model, .. }
-        | Command::Run(run_cmd::RunArgs { model, .. }) => Some(model.clone()),
+        | Command::Run(run_cmd::RunArgs { model, .. })
+        | Command::Emit(emit_cmd::EmitArgs { model, .. }) => Some(model.clone()),
         Command::Atoms { .. } => None,
     };
     // A bug must not look like a crash on the user's input: no raw trace, the file named.
@@ -164,6 +168,7 @@ fn run(cli: Cli) -> u8 {
             model_name,
         } => explain(&model, json, model_name.as_deref(), style),
         Command::Run(args) => run_cmd::run(args, style),
+        Command::Emit(args) => emit_cmd::emit(args, style),
         Command::Atoms { json } => {
             if json {
                 println!("{}", pretty(&hfc::reference::json()));

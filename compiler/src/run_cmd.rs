@@ -13,7 +13,7 @@ use serde_json::json;
 
 use hfc::render::{self, Style};
 use hfc_runtime::backend::Backend;
-use hfc_runtime::kir::DimKind;
+use hfc_runtime::kir::{DimKind, Program};
 use hfc_runtime::machine::Machine;
 use hfc_runtime::solve::{self, Options, Record, Stop};
 use hfc_runtime::{Interpreter, Value, data, report, valid};
@@ -107,75 +107,65 @@ fn data_error(code: &str, message: &str) -> u8 {
     EXIT_USAGE
 }
 
-/// Runs `hfc run`; returns the exit code.
-pub fn run(args: RunArgs, style: Style) -> u8 {
-    let started = Instant::now();
-    if args.backend != "interp" {
-        eprintln!(
-            "error: backend `{}` is not available in this build (available: interp)",
-            args.backend
-        );
-        return EXIT_USAGE;
+/// A model checked, chosen and lowered to a validated kernel program.
+pub(crate) struct LoweredModel {
+    pub checked: hfc::Checked,
+    pub index: usize,
+    pub lowered: hfc::lower::Lowered,
+}
+
+impl LoweredModel {
+    pub fn model(&self) -> &hfc::ir::Model {
+        // `lower_model` only builds a LoweredModel for a report with an IR.
+        self.checked.models[self.index]
+            .ir
+            .as_ref()
+            .expect("a lowered model has its IR")
     }
-    let sets = match parse_pairs(&args.set, "set") {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
-    };
-    let mut overrides = Vec::new();
-    for (name, value) in &sets {
-        match value.parse::<f64>() {
-            Ok(v) if v.is_finite() => overrides.push((name.clone(), v)),
-            _ => {
-                eprintln!("error: `--set {name}={value}`: the value must be a finite number");
-                return EXIT_USAGE;
-            }
-        }
-    }
-    let data_overrides = match parse_pairs(&args.data, "data") {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
-    };
-    let checked = match crate::load_with(&args.model, &overrides) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+}
+
+/// Checks a model file, picks the model (`--model NAME` or the only one), checks `--set`
+/// names against its parameters, lowers it and validates the kernel program. Diagnostics are
+/// shown (all of them unless `quiet`); `Err(exit code)` after reporting a failure.
+pub(crate) fn lower_model(
+    path: &str,
+    model_name: Option<&str>,
+    overrides: &[(String, f64)],
+    quiet: bool,
+    style: Style,
+) -> Result<LoweredModel, u8> {
+    let checked = crate::load_with(path, overrides)?;
     let errors = checked.diagnostics.error_count();
-    if !args.quiet || errors > 0 {
+    if !quiet || errors > 0 {
         eprint!(
             "{}",
             render::render_all(&checked.db, &checked.diagnostics, style)
         );
     }
     if errors > 0 {
-        return EXIT_MODEL_ERRORS;
+        return Err(EXIT_MODEL_ERRORS);
     }
-    let report = match &args.model_name {
-        Some(name) => checked.models.iter().find(|m| m.name == *name),
-        None if checked.models.len() == 1 => checked.models.first(),
+    let index = match model_name {
+        Some(name) => checked.models.iter().position(|m| m.name == *name),
+        None if checked.models.len() == 1 => Some(0),
         None => {
             eprintln!(
-                "error: `{}` has {} models; choose one with --model NAME",
-                args.model,
+                "error: `{path}` has {} models; choose one with --model NAME",
                 checked.models.len()
             );
-            return EXIT_USAGE;
+            return Err(EXIT_USAGE);
         }
     };
-    let Some(report) = report else {
-        eprintln!("error: `{}` has no such model", args.model);
-        return EXIT_USAGE;
+    let Some(index) = index else {
+        eprintln!("error: `{path}` has no such model");
+        return Err(EXIT_USAGE);
     };
+    let report = &checked.models[index];
     let (Some(model), Some(induced)) = (&report.ir, &report.induced) else {
-        eprintln!("error: `{}` has no model to run", args.model);
-        return EXIT_MODEL_ERRORS;
+        eprintln!("error: `{path}` has no model to run");
+        return Err(EXIT_MODEL_ERRORS);
     };
-    for (name, _) in &overrides {
+    for (name, _) in overrides {
         if !model.params.iter().any(|(p, _)| p == name) {
             let names: Vec<&str> = model.params.iter().map(|(p, _)| p.as_str()).collect();
             eprintln!(
@@ -187,7 +177,7 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
                     names.join(", ")
                 }
             );
-            return EXIT_USAGE;
+            return Err(EXIT_USAGE);
         }
     }
     let lowered = match hfc::lower::lower(model, induced) {
@@ -196,14 +186,83 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
             let mut all = hfc::Diagnostics::new();
             all.push(*diagnostic);
             eprint!("{}", render::render_all(&checked.db, &all, style));
-            return EXIT_MODEL_ERRORS;
+            return Err(EXIT_MODEL_ERRORS);
         }
     };
-    let program = &lowered.program;
-    if let Err(e) = valid::validate(program) {
+    if let Err(e) = valid::validate(&lowered.program) {
         eprintln!("error: internal compiler error: {e}");
-        return EXIT_INTERNAL;
+        return Err(EXIT_INTERNAL);
     }
+    Ok(LoweredModel {
+        checked,
+        index,
+        lowered,
+    })
+}
+
+/// Opens the back end `--backend` names for a validated program.
+fn open_backend(args: &RunArgs, program: &Program) -> Result<Box<dyn Backend>, String> {
+    match args.backend.as_str() {
+        "interp" => Ok(Box::new(Interpreter::new(program))),
+        other => Err(format!(
+            "backend `{other}` is not available in this build (available: interp)"
+        )),
+    }
+}
+
+/// Parses `--set NAME=VALUE` into parameter overrides.
+pub(crate) fn parse_overrides(items: &[String]) -> Result<Vec<(String, f64)>, String> {
+    let mut overrides = Vec::new();
+    for (name, value) in parse_pairs(items, "set")? {
+        match value.parse::<f64>() {
+            Ok(v) if v.is_finite() => overrides.push((name, v)),
+            _ => {
+                return Err(format!(
+                    "`--set {name}={value}`: the value must be a finite number"
+                ));
+            }
+        }
+    }
+    Ok(overrides)
+}
+
+/// Runs `hfc run`; returns the exit code.
+pub fn run(args: RunArgs, style: Style) -> u8 {
+    let started = Instant::now();
+    let overrides = match parse_overrides(&args.set) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let data_overrides = match parse_pairs(&args.data, "data") {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let selected = match lower_model(
+        &args.model,
+        args.model_name.as_deref(),
+        &overrides,
+        args.quiet,
+        style,
+    ) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let model = selected.model();
+    let lowered = &selected.lowered;
+    let program = &lowered.program;
+    let mut backend = match open_backend(&args, program) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
 
     // The data: `--data NAME=PATH`, else the declaration's `load("…")`, relative to the model.
     let (target_index, target_buf) = lowered.target;
@@ -261,7 +320,6 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
         }
     }
 
-    let mut backend = Interpreter::new(program);
     let (m_dim, n_dim) = lowered.data_dims;
     backend.bind_dim(m_dim, rows);
     backend.bind_dim(n_dim, cols);
@@ -311,7 +369,7 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
             );
         }
     };
-    let mut machine = Machine::new(program, &mut backend);
+    let mut machine = Machine::new(program, backend.as_mut());
     let solved = solve::solve(&mut machine, rows, cols, &options, &mut progress);
     if show_progress {
         eprint!("\r\x1b[2K");
@@ -361,6 +419,7 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
         "outer_iterations": solution.outer_iterations,
         "seconds": started.elapsed().as_secs_f64(),
         "backend": machine.backend_name(),
+        "backend_info": machine.backend_info(),
         "converged": solution.converged(),
         "stop": solution.stop.as_str(),
         "lambda_max": solution.lambda_max,

@@ -38,4 +38,9 @@ pub trait Backend {
     fn get(&self, buffer: BufId) -> Result<Value, ExecError>;
     /// Runs a kernel.
     fn run(&mut self, kernel: KernelId) -> Result<(), ExecError>;
+    /// What the report records about it besides its name (the JIT's compile time, the GPU's
+    /// adapter); `null` when there is nothing to say.
+    fn info(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
 }

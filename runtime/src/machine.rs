@@ -35,6 +35,11 @@ impl<'a> Machine<'a> {
         self.backend.name()
     }
 
+    /// What the back end reports about itself (see [`Backend::info`]).
+    pub fn backend_info(&self) -> serde_json::Value {
+        self.backend.info()
+    }
+
     /// Runs the kernel of a role.
     pub fn run(&mut self, role: Role) -> Result<(), ExecError> {
         let kernel = self
