@@ -48,9 +48,13 @@ pub fn emit(args: EmitArgs, style: Style) -> u8 {
     let program = &selected.lowered.program;
     let text = match args.target.as_str() {
         "kir" => Ok(program.to_string()),
-        other => Err(format!(
-            "`hfc emit {other}` is not available in this build (available: kir)"
-        )),
+        "clif" => hfc_runtime::cpu::emit_clif(program).map_err(|e| e.to_string()),
+        other => {
+            eprintln!(
+                "error: `hfc emit {other}` is not available in this build (available: clif, kir)"
+            );
+            return EXIT_USAGE;
+        }
     };
     match text {
         Ok(text) => {
@@ -58,12 +62,9 @@ pub fn emit(args: EmitArgs, style: Style) -> u8 {
             EXIT_OK
         }
         Err(e) => {
-            eprintln!("error: {e}");
-            if args.target == "kir" {
-                EXIT_INTERNAL
-            } else {
-                EXIT_USAGE
-            }
+            // Validated programs always translate: a failure is a bug.
+            eprintln!("error: internal compiler error: {e}");
+            EXIT_INTERNAL
         }
     }
 }

@@ -102,7 +102,7 @@ fn project_l1_ball(x: &[f64], radius: f64) -> Vec<f64> {
 }
 
 /// The prox of c‖·‖∞ (Moreau: x − c·P_{ℓ1 ball}(x / c)).
-fn linf_prox(x: &mut [f64], c: f64) {
+pub(crate) fn linf_prox(x: &mut [f64], c: f64) {
     if c <= 0.0 {
         return;
     }
