@@ -10,7 +10,7 @@ use ndarray::{Array1, Array2, ArrayD, Axis, IxDyn, Zip};
 
 use crate::backend::{Backend, ExecError};
 use crate::gauge;
-use crate::kir::{BufId, DimId, Expr, KernelId, Program, Stmt};
+use crate::kir::{BufId, DimId, Expr, KernelId, Program, Stmt, ordered_sum};
 use crate::linalg;
 use crate::value::{Observed, Value};
 
@@ -164,7 +164,10 @@ impl Interpreter {
                     .row
                     .iter()
                     .zip(&obs.col)
-                    .map(|(i, j)| a.row(*i as usize).dot(&b.row(*j as usize)))
+                    .map(|(i, j)| {
+                        let (x, y) = (a.row(*i as usize), b.row(*j as usize));
+                        ordered_sum(x.iter().zip(y.iter()).map(|(u, v)| u * v))
+                    })
                     .collect();
                 Value::Vector(out)
             }
@@ -214,7 +217,7 @@ impl Interpreter {
                 }
                 match self.eval(expr, &shape)? {
                     Elem::Scalar(s) => Value::Scalar(s * shape.iter().product::<usize>() as f64),
-                    Elem::Array(x) => Value::Scalar(x.sum()),
+                    Elem::Array(x) => Value::Scalar(ordered_sum(x.iter().copied())),
                 }
             }
             Stmt::ColumnGauge { src, gauge: g, .. } => {

@@ -248,6 +248,30 @@ impl Expr {
     }
 }
 
+/// The order in which sums (`Sum`, the dot products of `Sample`) add their terms, which
+/// every back end follows so that f64 results agree bit for bit: terms at even and odd
+/// positions (row-major) go to two accumulators, which are added, and an odd last term is
+/// added after them. Two lanes is what a 128-bit f64 vector holds, so generated code keeps
+/// the order at full vector speed.
+pub fn ordered_sum(terms: impl IntoIterator<Item = f64>) -> f64 {
+    let (mut even, mut odd) = (0.0, 0.0);
+    let mut pending = None;
+    for term in terms {
+        match pending.take() {
+            None => pending = Some(term),
+            Some(first) => {
+                even += first;
+                odd += term;
+            }
+        }
+    }
+    let pairs = even + odd;
+    match pending {
+        Some(last) => pairs + last,
+        None => pairs,
+    }
+}
+
 /// A gauge atom (a norm or seminorm on one column).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum GaugeAtom {
@@ -320,7 +344,7 @@ pub enum Stmt {
         /// Add to the destination instead of overwriting it.
         accumulate: bool,
     },
-    /// `dst[k] = a[iₖ, :] · b[jₖ, :]` for the observed entries (iₖ, jₖ) of `pattern`: the
+    /// `dst[k] = a[iₖ, :] · b[jₖ, :]` (summed in the order of [`ordered_sum`]) for the observed entries (iₖ, jₖ) of `pattern`: the
     /// product `a bᵀ` sampled at the observations, never formed in full.
     Sample {
         /// Destination, `[nnz]`.
@@ -357,7 +381,8 @@ pub enum Stmt {
         /// The expression.
         expr: Expr,
     },
-    /// `dst = Σ expr` over the iteration space of the expression's (equal-shaped) buffers.
+    /// `dst = Σ expr` over the iteration space of the expression's (equal-shaped) buffers,
+    /// in the order of [`ordered_sum`].
     Sum {
         /// Destination scalar.
         dst: BufId,

@@ -751,7 +751,32 @@ impl<'a> KernelTranslator<'a> {
         };
         let n = self.count(space);
         let (vend, head) = if uses_helper(expr) {
-            (zero, self.fconst(0.0))
+            // Scalar code, in the vector loop's order: one accumulator per lane.
+            let vend = self.vector_end(n);
+            let fzero = self.fconst(0.0);
+            let lanes: Vec<_> = (0..self.lanes())
+                .map(|_| {
+                    let acc = self.builder.declare_var(self.elem());
+                    self.builder.def_var(acc, fzero);
+                    acc
+                })
+                .collect();
+            self.counted_loop(zero, vend, self.lanes(), &mut |t, i| {
+                for (lane, acc) in lanes.iter().enumerate() {
+                    let index = t.builder.ins().iadd_imm_s(i, lane as i64);
+                    let v = t.translate_expr(expr, index, Width::Scalar, &scalars)?;
+                    let s = t.builder.use_var(*acc);
+                    let s = t.builder.ins().fadd(s, v);
+                    t.builder.def_var(*acc, s);
+                }
+                Ok(())
+            })?;
+            let mut head = self.builder.use_var(lanes[0]);
+            for acc in &lanes[1..] {
+                let v = self.builder.use_var(*acc);
+                head = self.builder.ins().fadd(head, v);
+            }
+            (vend, head)
         } else {
             let vend = self.vector_end(n);
             let fzero = self.fconst(0.0);
