@@ -290,3 +290,29 @@ fn the_standard_library_is_built_in() {
     let out = hfc(&["check", "std/no_such_model.hfm"]);
     assert_eq!(code(&out), 2);
 }
+
+#[test]
+fn emit_prints_the_generated_code_or_says_why_not() {
+    let out = hfc(&["emit", "clif", "std/lowrank.hfm"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let clif = stdout(&out);
+    // One function per kernel, each headed by its name.
+    assert_eq!(clif.matches("; kernel ").count(), 14);
+    assert!(clif.contains("; kernel grad_left\nfunction u0:2(i64) -> i32"));
+    assert!(
+        clif.contains("call fn0"),
+        "GEMM goes through the faer helper"
+    );
+    let kir = hfc(&["emit", "kir", "std/lowrank.hfm"]);
+    assert_eq!(code(&kir), 0);
+    assert!(stdout(&kir).starts_with("program lowrank\n"));
+    // A model `hfc run` cannot lower yet is a model error, with its diagnostic.
+    let cp = hfc(&["emit", "clif", "examples/cp3.hfm"]);
+    assert_eq!(code(&cp), 1);
+    assert!(
+        stderr(&cp).contains("hfc::run::unsupported"),
+        "{}",
+        stderr(&cp)
+    );
+    assert_eq!(code(&hfc(&["emit", "llvm", "std/lowrank.hfm"])), 2);
+}

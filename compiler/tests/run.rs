@@ -78,7 +78,13 @@ fn lowrank_example_is_certified_and_writes_every_output() {
     assert_eq!(r["model"], "lowrank");
     assert_eq!(r["certificate"], "exact");
     assert_eq!(r["converged"], true);
-    assert_eq!(r["backend"], "interp");
+    // The JIT is the default back end; the report says how long compiling took.
+    assert_eq!(r["backend"], "jit");
+    let compile = r["backend_info"]["compile_seconds"]
+        .as_f64()
+        .expect("compile time");
+    assert!(compile > 0.0 && compile < 5.0, "compile {compile}");
+    assert_eq!(r["backend_info"]["precision"], "f64");
     assert!(r["relative_gap"].as_f64().expect("a gap") <= 1e-8);
     let (objective, loss, reg) = (
         r["objective"].as_f64().expect("number"),
@@ -97,7 +103,7 @@ fn lowrank_example_is_certified_and_writes_every_output() {
         .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
         .collect();
     assert!(leftovers.is_empty());
-    // Deterministic for a seed.
+    // Deterministic for a seed, and the same to the last bit on the interpreter.
     let again = temp_dir("lowrank-again");
     let out = hfc(&[
         "run",
@@ -105,10 +111,15 @@ fn lowrank_example_is_certified_and_writes_every_output() {
         "--out",
         again.to_str().expect("utf-8"),
         "--quiet",
+        "--backend",
+        "interp",
     ]);
     assert_eq!(code(&out), 0);
     assert_eq!(stderr(&out), "");
-    assert_eq!(report(&again)["objective"], r["objective"]);
+    let again = report(&again);
+    assert_eq!(again["backend"], "interp");
+    assert_eq!(again["objective"], r["objective"]);
+    assert_eq!(again["iterations"], r["iterations"]);
 }
 
 #[test]

@@ -41,13 +41,18 @@ fn cases() -> Vec<Case> {
                 data: synthetic(lowered.observed, k as u64),
             }),
             Err(e) => {
-                assert!(e.contains("cannot run this model yet"),
-                    "std/{name} fails to lower with an unexpected error: {e}");
+                assert!(
+                    e.contains("cannot run this model yet"),
+                    "std/{name} fails to lower with an unexpected error: {e}"
+                );
                 not_lowered.push(*name);
             }
         }
     }
-    assert_eq!(not_lowered, NOT_LOWERED, "the set of models that do not lower changed");
+    assert_eq!(
+        not_lowered, NOT_LOWERED,
+        "the set of models that do not lower changed"
+    );
     for (example, data, observed) in [
         ("lowrank.hfm", "Y.npy", false),
         ("completion.hfm", "ratings.mtx", true),
@@ -89,7 +94,11 @@ fn jit_and_interpreter_find_the_same_solution() {
         );
         assert_eq!(interp.rank(), jit.rank(), "{}: rank", case.name);
         assert_eq!(interp.stop, jit.stop, "{}: stop", case.name);
-        assert!(interp.objective.is_finite() && interp.iterations > 0, "{}", case.name);
+        assert!(
+            interp.objective.is_finite() && interp.iterations > 0,
+            "{}",
+            case.name
+        );
     }
 }
 

@@ -136,10 +136,7 @@ pub fn solve_text(
 }
 
 /// Lowers the first model of `text` (imports from the standard library), or says why not.
-pub fn lower_text(
-    text: &str,
-    overrides: &[(&str, f64)],
-) -> Result<hfc::lower::Lowered, String> {
+pub fn lower_text(text: &str, overrides: &[(&str, f64)]) -> Result<hfc::lower::Lowered, String> {
     let overrides: Vec<(String, f64)> =
         overrides.iter().map(|(k, v)| (k.to_string(), *v)).collect();
     let checked = hfc::check_with("model.hfm", text, &mut StdLoader, &overrides);

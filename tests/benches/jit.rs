@@ -1,0 +1,166 @@
+//! Benchmarks of the JIT back end (ratios measured in one run, printed; never asserted):
+//!
+//! 1. JIT compile time of every standard-library model that lowers (goal: < 50 ms each);
+//! 2. time per descent iteration, `jit` against `interp`, on dense low-rank problems
+//!    (1000 × 500 and 4000 × 2000, r = 20) and 2000 × 1000 completion with 5% observed;
+//! 3. on the dense problems, time per iteration against the time of the GEMMs one iteration
+//!    executes, measured alone (goal: at most 1.5×).
+//!
+//! `cargo bench -p hfc-tests --bench jit`
+
+#![allow(clippy::print_stdout)]
+
+use std::time::Instant;
+
+use hfc_runtime::kir::{Role, Stmt};
+use hfc_runtime::synth::Synth;
+use hfc_runtime::{Value, linalg};
+use hfc_tests::{BackendKind, NUCLEAR, lower_text, options, solve_with};
+use ndarray::Array2;
+
+fn compile_times() {
+    for (name, text) in hfc_stdlib::FILES {
+        let Ok(lowered) = lower_text(text, &[]) else {
+            continue;
+        };
+        let best = (0..5)
+            .map(|_| {
+                let clock = Instant::now();
+                let jit = hfc_runtime::cpu::JitBackend::new(&lowered.program).expect("compiles");
+                drop(jit);
+                clock.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min);
+        println!(
+            "compile {name}: {:.1} ms for {} kernels (best of 5)",
+            best * 1e3,
+            lowered.program.kernels.len()
+        );
+    }
+}
+
+/// Seconds per descent iteration of the solver on a back end (r columns from the start).
+fn per_iteration(kind: BackendKind, text: &str, lambda: f64, data: &Value, rank: usize) -> f64 {
+    let mut opts = options(1e-12);
+    opts.max_iter = 40;
+    opts.init_rank = rank;
+    let solved =
+        solve_with(kind, text, &[("lambda", lambda)], data.clone(), &opts).expect("solves");
+    let s = solved.solution;
+    s.seconds_descent / s.iterations.max(1) as f64
+}
+
+/// Seconds of the GEMMs one descent iteration runs (both block gradients, the loss after the
+/// right step, and the solver's two r × r Gram matrices), each timed alone on operands of
+/// the iteration's shapes.
+fn gemm_seconds(m: usize, n: usize, r: usize) -> f64 {
+    let lowered = lower_text(NUCLEAR, &[]).expect("lowers");
+    let program = &lowered.program;
+    let (m_dim, n_dim) = lowered.data_dims;
+    let rank = program.plan.rank;
+    let extent = |d| {
+        if d == m_dim {
+            m
+        } else if d == n_dim {
+            n
+        } else if d == rank {
+            r
+        } else {
+            1
+        }
+    };
+    let mut synth = Synth::new(3);
+    let mut total = 0.0;
+    let roles = [Role::GradLeft, Role::GradRight, Role::ValueAfterRight];
+    for role in roles {
+        let kernel = program.kernel(program.plan.kernel(role).expect("role"));
+        for stmt in &kernel.body {
+            if let Stmt::Gemm {
+                a,
+                trans_a,
+                b,
+                trans_b,
+                ..
+            } = stmt
+            {
+                let shape = |id| {
+                    let s = &program.buffer(id).shape;
+                    (extent(s[0]), extent(s[1]))
+                };
+                let (a_shape, b_shape) = (shape(*a), shape(*b));
+                let av = synth.normal(a_shape.0, a_shape.1);
+                let bv = synth.normal(b_shape.0, b_shape.1);
+                total += best_of(5, || {
+                    std::hint::black_box(linalg::gemm(
+                        av.view(),
+                        *trans_a,
+                        bv.view(),
+                        *trans_b,
+                        1.0,
+                    ));
+                });
+            }
+        }
+    }
+    // The step sizes: λ_max of UᵀU and VᵀV.
+    for rows in [m, n] {
+        let f: Array2<f64> = synth.normal(rows, r);
+        total += best_of(5, || {
+            std::hint::black_box(linalg::gemm(f.view(), true, f.view(), false, 1.0));
+        });
+    }
+    total
+}
+
+fn best_of(k: usize, mut f: impl FnMut()) -> f64 {
+    (0..k)
+        .map(|_| {
+            let clock = Instant::now();
+            f();
+            clock.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn dense(m: usize, n: usize, r: usize) {
+    let mut synth = Synth::new(42);
+    let mut y = synth.low_rank(m, n, r, false) * 10.0;
+    synth.add_noise(&mut y, 0.1);
+    let data = Value::Matrix(y);
+    let interp = per_iteration(BackendKind::Interp, NUCLEAR, 1.0, &data, r);
+    let jit = per_iteration(BackendKind::Jit, NUCLEAR, 1.0, &data, r);
+    let gemm = gemm_seconds(m, n, r);
+    println!(
+        "lowrank {m}x{n} r={r}: per iteration jit {:.3} ms, interp {:.3} ms (jit/interp = {:.2}); GEMMs alone {:.3} ms (jit/GEMM = {:.2})",
+        jit * 1e3,
+        interp * 1e3,
+        jit / interp,
+        gemm * 1e3,
+        jit / gemm
+    );
+}
+
+fn completion(m: usize, n: usize, r: usize, fraction: f64) {
+    let mut synth = Synth::new(7);
+    let truth = synth.low_rank(m, n, r, false) * 10.0;
+    let observed = synth.observe(&truth, fraction);
+    let entries = observed.len();
+    let data = Value::Observed(observed);
+    let masked = NUCLEAR.replace("loss squared;", "loss squared on observed(Y);");
+    let interp = per_iteration(BackendKind::Interp, &masked, 1.0, &data, r);
+    let jit = per_iteration(BackendKind::Jit, &masked, 1.0, &data, r);
+    println!(
+        "completion {m}x{n} r={r}, {:.0}% observed ({entries} entries): per iteration jit {:.3} ms, interp {:.3} ms (jit/interp = {:.2})",
+        fraction * 100.0,
+        jit * 1e3,
+        interp * 1e3,
+        jit / interp
+    );
+}
+
+fn main() {
+    compile_times();
+    dense(1000, 500, 20);
+    dense(4000, 2000, 20);
+    completion(2000, 1000, 20, 0.05);
+}
