@@ -261,10 +261,20 @@ impl Storage {
         }
     }
 
-    fn from_f64(precision: Precision, values: impl Iterator<Item = f64>) -> Storage {
-        match precision {
-            Precision::F64 => Storage::F64(values.collect()),
-            Precision::F32 => Storage::F32(values.map(|v| v as f32).collect()),
+    /// Replaces the contents, reusing the allocation (the solver sets the same buffers
+    /// every iteration).
+    fn assign(&mut self, precision: Precision, values: impl Iterator<Item = f64>) {
+        match (precision, &mut *self) {
+            (Precision::F64, Storage::F64(v)) => {
+                v.clear();
+                v.extend(values);
+            }
+            (Precision::F32, Storage::F32(v)) => {
+                v.clear();
+                v.extend(values.map(|x| x as f32));
+            }
+            (Precision::F64, _) => *self = Storage::F64(values.collect()),
+            (Precision::F32, _) => *self = Storage::F32(values.map(|x| x as f32).collect()),
         }
     }
 
@@ -415,10 +425,11 @@ impl Backend for JitBackend {
         }
         let precision = self.module.precision;
         let k = buffer.0 as usize;
-        self.storage[k] = match value {
-            Value::Scalar(s) => Storage::from_f64(precision, std::iter::once(s)),
-            Value::Vector(v) => Storage::from_f64(precision, v.iter().copied()),
-            Value::Matrix(m) => Storage::from_f64(precision, m.iter().copied()),
+        let storage = &mut self.storage[k];
+        match value {
+            Value::Scalar(s) => storage.assign(precision, std::iter::once(s)),
+            Value::Vector(v) => storage.assign(precision, v.iter().copied()),
+            Value::Matrix(m) => storage.assign(precision, m.iter().copied()),
             Value::Observed(o) => {
                 // Generated code indexes rows of the factors by the pattern: every index
                 // must be inside the matrix the pattern claims.
@@ -432,15 +443,15 @@ impl Backend for JitBackend {
                         o.cols
                     )));
                 }
+                storage.assign(precision, o.values.iter().copied());
                 self.patterns[k] = Some(Pattern {
                     rows: o.rows,
                     cols: o.cols,
                     row: o.row,
                     col: o.col,
                 });
-                Storage::from_f64(precision, o.values.iter().copied())
             }
-        };
+        }
         self.valid[k] = true;
         Ok(())
     }
