@@ -14,6 +14,7 @@
 pub mod backend;
 pub mod data;
 pub mod gauge;
+pub mod gpu;
 pub mod interp;
 pub mod kir;
 pub mod linalg;
