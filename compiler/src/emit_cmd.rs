@@ -48,8 +48,12 @@ pub fn emit(args: EmitArgs, style: Style) -> u8 {
     let program = &selected.lowered.program;
     let text = match args.target.as_str() {
         "kir" => Ok(program.to_string()),
+        "wgsl" => {
+            let precision = hfc_runtime::gpu::Precision::parse(&args.precision).unwrap_or_default();
+            hfc_runtime::gpu::emit_wgsl(program, precision).map_err(|e| e.to_string())
+        }
         other => Err(format!(
-            "`hfc emit {other}` is not available in this build (available: kir)"
+            "`hfc emit {other}` is not available in this build (available: kir, wgsl)"
         )),
     };
     match text {
@@ -59,7 +63,7 @@ pub fn emit(args: EmitArgs, style: Style) -> u8 {
         }
         Err(e) => {
             eprintln!("error: {e}");
-            if args.target == "kir" {
+            if args.target == "kir" || args.target == "wgsl" {
                 EXIT_INTERNAL
             } else {
                 EXIT_USAGE

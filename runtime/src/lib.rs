@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod backend;
+pub mod certify;
 pub mod data;
 pub mod gauge;
 pub mod gpu;
