@@ -491,7 +491,7 @@ impl GpuBackend {
         Ok(())
     }
 
-    fn to_bytes(&self, values: impl Iterator<Item = f64>) -> Vec<u8> {
+    fn encode(&self, values: impl Iterator<Item = f64>) -> Vec<u8> {
         match self.precision {
             Precision::F32 => {
                 let v: Vec<f32> = values.map(|x| x as f32).collect();
@@ -504,7 +504,7 @@ impl GpuBackend {
         }
     }
 
-    fn from_bytes(&self, bytes: &[u8]) -> Vec<f64> {
+    fn decode(&self, bytes: &[u8]) -> Vec<f64> {
         match self.precision {
             Precision::F32 => bytes
                 .chunks_exact(4)
@@ -623,9 +623,9 @@ impl Backend for GpuBackend {
         let elements: usize = expected.iter().product();
         self.ensure(buffer, elements)?;
         let bytes = match &value {
-            Value::Scalar(s) => self.to_bytes(std::iter::once(*s)),
-            Value::Vector(v) => self.to_bytes(v.iter().copied()),
-            Value::Matrix(m) => self.to_bytes(m.iter().copied()),
+            Value::Scalar(s) => self.encode(std::iter::once(*s)),
+            Value::Vector(v) => self.encode(v.iter().copied()),
+            Value::Matrix(m) => self.encode(m.iter().copied()),
             Value::Observed(o) => {
                 if matches!(
                     self.program.buffer(buffer).kind,
@@ -633,7 +633,7 @@ impl Backend for GpuBackend {
                 ) {
                     self.bind_pattern(buffer, o)?;
                 }
-                self.to_bytes(o.values.iter().copied())
+                self.encode(o.values.iter().copied())
             }
         };
         if !bytes.is_empty()
@@ -692,7 +692,7 @@ impl Backend for GpuBackend {
             let view = slice
                 .get_mapped_range()
                 .map_err(|e| ExecError::Backend(format!("GPU readback: {e}")))?;
-            let values = self.from_bytes(&view);
+            let values = self.decode(&view);
             drop(view);
             staging.unmap();
             values
