@@ -49,9 +49,13 @@ pub fn emit(args: EmitArgs, style: Style) -> u8 {
     let text = match args.target.as_str() {
         "kir" => Ok(program.to_string()),
         "clif" => hfc_runtime::cpu::emit_clif(program).map_err(|e| e.to_string()),
+        "wgsl" => {
+            let precision = hfc_runtime::gpu::Precision::parse(&args.precision).unwrap_or_default();
+            hfc_runtime::gpu::emit_wgsl(program, precision).map_err(|e| e.to_string())
+        }
         other => {
             eprintln!(
-                "error: `hfc emit {other}` is not available in this build (available: clif, kir)"
+                "error: `hfc emit {other}` is not available in this build (available: clif, wgsl, kir)"
             );
             return EXIT_USAGE;
         }

@@ -14,10 +14,11 @@ use serde_json::json;
 use hfc::render::{self, Style};
 use hfc_runtime::backend::Backend;
 use hfc_runtime::cpu::JitBackend;
+use hfc_runtime::gpu::{GpuBackend, GpuContext, Precision};
 use hfc_runtime::kir::{DimKind, Program};
 use hfc_runtime::machine::Machine;
 use hfc_runtime::solve::{self, Options, Record, Stop};
-use hfc_runtime::{Interpreter, Value, data, report, valid};
+use hfc_runtime::{Interpreter, Value, certify, data, report, valid};
 
 use crate::{EXIT_INTERNAL, EXIT_MODEL_ERRORS, EXIT_OK, EXIT_USAGE};
 
@@ -47,6 +48,10 @@ pub struct RunArgs {
     /// (the reference interpreter) or `gpu` (WGSL compute shaders through wgpu).
     #[arg(long, default_value = "jit", value_parser = ["jit", "interp", "gpu"])]
     pub backend: String,
+    /// Scalar type of the GPU shaders: `f32` (every adapter) or `f64` (adapters with
+    /// SHADER_F64). The certificate is recomputed in f64 on the CPU either way.
+    #[arg(long, default_value = "f32", value_parser = ["f32", "f64"])]
+    pub precision: String,
     /// Seed (replaces `solve { seed = ...; }`).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -215,9 +220,21 @@ fn open_backend(args: &RunArgs, program: &Program) -> Result<Box<dyn Backend>, u
                 Err(EXIT_INTERNAL)
             }
         },
+        "gpu" => {
+            let precision = Precision::parse(&args.precision).unwrap_or_default();
+            let opened =
+                GpuContext::open().and_then(|context| GpuBackend::new(program, context, precision));
+            match opened {
+                Ok(backend) => Ok(Box::new(backend)),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Err(EXIT_USAGE)
+                }
+            }
+        }
         other => {
             eprintln!(
-                "error: backend `{other}` is not available in this build (available: jit, interp)"
+                "error: backend `{other}` is not available in this build (available: jit, interp, gpu)"
             );
             Err(EXIT_USAGE)
         }
@@ -339,6 +356,9 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
             backend.bind_dim(hfc_runtime::kir::DimId(k as u32), nnz.unwrap_or(0));
         }
     }
+    // The GPU iterates in low precision; its certificate is recomputed from this copy.
+    let gpu = args.backend == "gpu";
+    let data_copy = gpu.then(|| value.clone());
     if let Err(e) = backend.set(target_buf, value) {
         eprintln!("error: internal compiler error: {e}");
         return EXIT_INTERNAL;
@@ -380,18 +400,79 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
             );
         }
     };
+    // A low-precision back end runs to a tolerance it can resolve (see `certify`).
+    let epsilon = match (gpu, args.precision.as_str()) {
+        (true, "f32") => f64::from(f32::EPSILON),
+        _ => f64::EPSILON,
+    };
+    let backend_options = Options {
+        tol: certify::low_precision_tol(options.tol, epsilon),
+        ..options.clone()
+    };
     let mut machine = Machine::new(program, backend.as_mut());
-    let solved = solve::solve(&mut machine, rows, cols, &options, &mut progress);
-    if show_progress {
-        eprint!("\r\x1b[2K");
-    }
+    let solved = solve::solve(&mut machine, rows, cols, &backend_options, &mut progress);
+    let (backend_name, backend_info) = (machine.backend_name(), machine.backend_info());
     let solution = match solved {
         Ok(s) => s,
         Err(e) => {
+            if show_progress {
+                eprint!("\r\x1b[2K");
+            }
             eprintln!("error: the solver failed: {e}");
             return EXIT_USAGE;
         }
     };
+    // GPU: objective, polar value and gap recomputed in f64 by the interpreter at the GPU's
+    // factors, and a polish in f64 from them when those do not pass at the user's tolerance.
+    let mut gpu_report = serde_json::Value::Null;
+    let solution = match data_copy {
+        None => solution,
+        Some(data_value) => {
+            let mut cpu = Interpreter::new(program);
+            cpu.bind_dim(m_dim, rows);
+            cpu.bind_dim(n_dim, cols);
+            for (k, dim) in program.dims.iter().enumerate() {
+                if dim.kind == DimKind::Observed {
+                    cpu.bind_dim(hfc_runtime::kir::DimId(k as u32), nnz.unwrap_or(0));
+                }
+            }
+            if let Err(e) = cpu.set(target_buf, data_value) {
+                eprintln!("error: internal compiler error: {e}");
+                return EXIT_INTERNAL;
+            }
+            let mut cpu_machine = Machine::new(program, &mut cpu);
+            let certified = match certify::certify(
+                &mut cpu_machine,
+                rows,
+                cols,
+                &solution,
+                &options,
+                &mut progress,
+            ) {
+                Ok(c) => c,
+                Err(e) => {
+                    if show_progress {
+                        eprint!("\r\x1b[2K");
+                    }
+                    eprintln!("error: the f64 certificate failed: {e}");
+                    return EXIT_USAGE;
+                }
+            };
+            gpu_report = json!({
+                "tol": backend_options.tol,
+                "iterations": solution.iterations,
+                "rank": solution.rank(),
+                "objective": solution.objective,
+                "stop": solution.stop.as_str(),
+                "f64_at_gpu_factors": certified.at_start,
+                "polish_iterations": certified.polish_iterations,
+            });
+            certified.solution
+        }
+    };
+    if show_progress {
+        eprint!("\r\x1b[2K");
+    }
 
     // Outputs.
     let out_dir = args
@@ -429,8 +510,9 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
         "iterations": solution.iterations,
         "outer_iterations": solution.outer_iterations,
         "seconds": started.elapsed().as_secs_f64(),
-        "backend": machine.backend_name(),
-        "backend_info": machine.backend_info(),
+        "backend": backend_name,
+        "backend_info": backend_info,
+        "gpu": gpu_report,
         "converged": solution.converged(),
         "stop": solution.stop.as_str(),
         "lambda_max": solution.lambda_max,

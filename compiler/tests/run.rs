@@ -310,3 +310,79 @@ fn bad_data_is_exit_2_with_the_file_and_the_fault() {
         assert!(!stderr(&out).contains("panicked"), "{case}");
     }
 }
+
+/// `hfc run --backend gpu` on whatever adapter is there (lavapipe in CI): the certificate is
+/// recomputed in f64 and matches the interpreter's run. Without an adapter: exit 2 with a
+/// message saying how to get one, and the test skips unless `HFC_REQUIRE_GPU` is set.
+#[test]
+fn gpu_backend_certifies_in_f64_and_matches_the_interpreter() {
+    let cpu_dir = temp_dir("gpu-cpu");
+    let out = hfc(&[
+        "run",
+        "examples/lowrank.hfm",
+        "--out",
+        cpu_dir.to_str().expect("utf-8"),
+        "--quiet",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let cpu = report(&cpu_dir);
+    let gpu_dir = temp_dir("gpu");
+    let out = hfc(&[
+        "run",
+        "examples/lowrank.hfm",
+        "--backend",
+        "gpu",
+        "--out",
+        gpu_dir.to_str().expect("utf-8"),
+        "--quiet",
+    ]);
+    if code(&out) == 2 && stderr(&out).contains("no GPU adapter") {
+        assert!(
+            std::env::var_os("HFC_REQUIRE_GPU").is_none(),
+            "HFC_REQUIRE_GPU is set: {}",
+            stderr(&out)
+        );
+        assert!(stderr(&out).contains("mesa-vulkan-drivers"));
+        return;
+    }
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let r = report(&gpu_dir);
+    assert_eq!(r["backend"], "gpu");
+    assert_eq!(r["certificate"], "exact");
+    assert_eq!(r["backend_info"]["precision"], "f32");
+    assert!(
+        r["backend_info"]["adapter"]
+            .as_str()
+            .is_some_and(|a| !a.is_empty())
+    );
+    assert!(r["backend_info"]["device_type"].is_string());
+    // The f64 numbers at the GPU's own factors are in the report, and the GPU ran to f32's
+    // tolerance, not the model's 1e-8.
+    let at_gpu = &r["gpu"]["f64_at_gpu_factors"];
+    assert!(at_gpu["objective"].as_f64().is_some() && at_gpu["relative_gap"].as_f64().is_some());
+    assert!(r["gpu"]["tol"].as_f64().expect("a tolerance") > 1e-4);
+    assert!(r["relative_gap"].as_f64().expect("a gap") <= 1e-8);
+    assert_eq!(r["rank"], cpu["rank"]);
+    let (g, c) = (
+        r["objective"].as_f64().expect("number"),
+        cpu["objective"].as_f64().expect("number"),
+    );
+    assert!((g - c).abs() <= 1e-8 * c.abs(), "gpu {g} vs interp {c}");
+}
+
+#[test]
+fn emit_wgsl_prints_the_shaders_in_either_precision() {
+    for (precision, alias) in [("f32", "alias T = f32;"), ("f64", "alias T = f64;")] {
+        let out = hfc(&[
+            "emit",
+            "wgsl",
+            "examples/completion.hfm",
+            "--precision",
+            precision,
+        ]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.starts_with("// program completion"), "{text}");
+        assert!(text.contains(alias) && text.contains("@compute"));
+    }
+}

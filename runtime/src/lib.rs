@@ -12,9 +12,11 @@
 #![deny(missing_docs)]
 
 pub mod backend;
+pub mod certify;
 pub mod cpu;
 pub mod data;
 pub mod gauge;
+pub mod gpu;
 pub mod interp;
 pub mod kir;
 pub mod linalg;

@@ -323,6 +323,19 @@ pub fn solve(
     options: &Options,
     progress: Progress<'_>,
 ) -> Result<Solution, SolveError> {
+    solve_from(machine, rows, cols, options, None, progress)
+}
+
+/// [`solve`] from given factors `(U, V)` instead of `options.init_rank` random columns (a
+/// warm start: the GPU back end's f32 solution polished in f64, see [`crate::certify`]).
+pub fn solve_from(
+    machine: &mut Machine<'_>,
+    rows: usize,
+    cols: usize,
+    options: &Options,
+    start: Option<(Array2<f64>, Array2<f64>)>,
+    progress: Progress<'_>,
+) -> Result<Solution, SolveError> {
     let plan = machine.plan().clone();
     let weight = plan.lambda * plan.scale;
     let mut state = State {
@@ -355,7 +368,13 @@ pub fn solve(
     let lambda_max = polar_at_zero.value / plan.scale;
     let mut pending: Option<Polar> = Some(polar_at_zero);
 
-    if options.init_rank > 0 {
+    if let Some((u0, v0)) = start {
+        u = u0;
+        v = v0;
+        balance_and_prune(&mut state, &mut u, &mut v)?;
+        (objective, loss) = state.objective(&u, &v)?;
+        pending = None;
+    } else if options.init_rank > 0 {
         // Small random columns, balanced; the nonnegative cone keeps |x|.
         let r = options
             .init_rank
