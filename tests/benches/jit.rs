@@ -50,6 +50,17 @@ fn per_iteration(kind: BackendKind, text: &str, lambda: f64, data: &Value, rank:
     s.seconds_descent / s.iterations.max(1) as f64
 }
 
+/// Per-iteration seconds (interp, jit): the best of three runs each, alternating back ends so
+/// that a slow spell of the machine does not favour one.
+fn alternating(text: &str, data: &Value, rank: usize) -> (f64, f64) {
+    let (mut interp, mut jit) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..3 {
+        interp = interp.min(per_iteration(BackendKind::Interp, text, 1.0, data, rank));
+        jit = jit.min(per_iteration(BackendKind::Jit, text, 1.0, data, rank));
+    }
+    (interp, jit)
+}
+
 /// Seconds of the GEMMs one descent iteration runs (both block gradients, the loss after the
 /// right step, and the solver's two r × r Gram matrices), each timed alone on operands of
 /// the iteration's shapes.
@@ -127,8 +138,7 @@ fn dense(m: usize, n: usize, r: usize) {
     let mut y = synth.low_rank(m, n, r, false) * 10.0;
     synth.add_noise(&mut y, 0.1);
     let data = Value::Matrix(y);
-    let interp = per_iteration(BackendKind::Interp, NUCLEAR, 1.0, &data, r);
-    let jit = per_iteration(BackendKind::Jit, NUCLEAR, 1.0, &data, r);
+    let (interp, jit) = alternating(NUCLEAR, &data, r);
     let gemm = gemm_seconds(m, n, r);
     println!(
         "lowrank {m}x{n} r={r}: per iteration jit {:.3} ms, interp {:.3} ms (jit/interp = {:.2}); GEMMs alone {:.3} ms (jit/GEMM = {:.2})",
@@ -147,8 +157,7 @@ fn completion(m: usize, n: usize, r: usize, fraction: f64) {
     let entries = observed.len();
     let data = Value::Observed(observed);
     let masked = NUCLEAR.replace("loss squared;", "loss squared on observed(Y);");
-    let interp = per_iteration(BackendKind::Interp, &masked, 1.0, &data, r);
-    let jit = per_iteration(BackendKind::Jit, &masked, 1.0, &data, r);
+    let (interp, jit) = alternating(&masked, &data, r);
     println!(
         "completion {m}x{n} r={r}, {:.0}% observed ({entries} entries): per iteration jit {:.3} ms, interp {:.3} ms (jit/interp = {:.2})",
         fraction * 100.0,
@@ -158,7 +167,74 @@ fn completion(m: usize, n: usize, r: usize, fraction: f64) {
     );
 }
 
+/// Milliseconds per call of each kernel an iteration runs, on both back ends (where the
+/// per-iteration difference comes from).
+fn kernel_profile(m: usize, n: usize, r: usize) {
+    use hfc_runtime::Backend;
+    use hfc_runtime::kir::Slot;
+    let lowered = lower_text(NUCLEAR, &[]).expect("lowers");
+    let program = &lowered.program;
+    let mut synth = Synth::new(5);
+    let y = synth.normal(m, n);
+    let u = synth.normal(m, r);
+    let v = synth.normal(n, r);
+    let mut line = format!("kernels {m}x{n} r={r} (ms per call, jit/interp):");
+    let mut backends: Vec<Box<dyn Backend>> = vec![
+        Box::new(hfc_runtime::cpu::JitBackend::new(program).expect("compiles")),
+        Box::new(hfc_runtime::Interpreter::new(program)),
+    ];
+    for backend in &mut backends {
+        backend.bind_dim(lowered.data_dims.0, m);
+        backend.bind_dim(lowered.data_dims.1, n);
+        backend.bind_dim(program.plan.rank, r);
+        backend
+            .set(lowered.target.1, Value::Matrix(y.clone()))
+            .expect("binds");
+        let slot = |s| program.plan.slot(s).expect("slot");
+        backend
+            .set(slot(Slot::Left), Value::Matrix(u.clone()))
+            .expect("binds");
+        backend
+            .set(slot(Slot::Right), Value::Matrix(v.clone()))
+            .expect("binds");
+        backend
+            .set(slot(Slot::StepLeft), Value::Matrix(u.clone()))
+            .expect("binds");
+        let weights = Value::Vector(ndarray::Array1::from_elem(r, 0.01));
+        backend
+            .set(slot(Slot::ProxWeights), weights)
+            .expect("binds");
+        backend
+            .run(program.plan.kernel(Role::Setup).expect("setup"))
+            .expect("runs");
+    }
+    for role in [
+        Role::GradLeft,
+        Role::GradRight,
+        Role::ValueAfterRight,
+        Role::GaugeLeft,
+        Role::ProxLeft,
+    ] {
+        let kernel = program.plan.kernel(role).expect("role");
+        let times: Vec<f64> = backends
+            .iter_mut()
+            .map(|b| best_of(20, || b.run(kernel).expect("runs")))
+            .collect();
+        line += &format!(
+            " {} {:.3}/{:.3}",
+            role.name(),
+            times[0] * 1e3,
+            times[1] * 1e3
+        );
+    }
+    println!("{line}");
+}
+
 fn main() {
+    kernel_profile(1000, 500, 20);
+    if std::env::args().any(|a| a == "--kernels") {
+        return;
+    }
     compile_times();
     dense(1000, 500, 20);
     dense(4000, 2000, 20);
