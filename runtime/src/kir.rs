@@ -656,6 +656,31 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// A plan with no slots or roles, for tests that run single kernels.
+    #[cfg(test)]
+    pub(crate) fn for_kernel_tests(rank: DimId) -> Plan {
+        let l2 = Gauge {
+            terms: vec![(1.0, GaugeAtom::L2)],
+            nonneg: false,
+        };
+        Plan {
+            rank,
+            probe: rank,
+            lambda: 1.0,
+            scale: 1.0,
+            gauge_left: l2.clone(),
+            gauge_right: l2,
+            smoothness: 1.0,
+            quadratic: true,
+            masked: false,
+            polar: PolarSolver::TopSingular,
+            polar_exact: true,
+            polar_starts: 1,
+            slots: Vec::new(),
+            roles: Vec::new(),
+        }
+    }
+
     /// The buffer in a slot.
     pub fn slot(&self, slot: Slot) -> Option<BufId> {
         self.slots.iter().find(|(s, _)| *s == slot).map(|(_, b)| *b)

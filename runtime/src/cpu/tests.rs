@@ -99,28 +99,7 @@ impl Fixture {
                 name: "k".into(),
                 body,
             }],
-            plan: Plan {
-                rank: DimId(0),
-                probe: DimId(0),
-                lambda: 0.0,
-                scale: 1.0,
-                gauge_left: Gauge {
-                    terms: vec![(1.0, GaugeAtom::L2)],
-                    nonneg: false,
-                },
-                gauge_right: Gauge {
-                    terms: vec![(1.0, GaugeAtom::L2)],
-                    nonneg: false,
-                },
-                smoothness: 1.0,
-                quadratic: true,
-                masked: false,
-                polar: PolarSolver::TopSingular,
-                polar_exact: true,
-                polar_starts: 1,
-                slots: Vec::new(),
-                roles: Vec::new(),
-            },
+            plan: Plan::for_kernel_tests(DimId(0)),
         }
     }
 

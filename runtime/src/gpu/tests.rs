@@ -73,28 +73,7 @@ impl Builder {
                 ],
                 buffers: Vec::new(),
                 kernels: Vec::new(),
-                plan: Plan {
-                    rank: K,
-                    probe: K,
-                    lambda: 1.0,
-                    scale: 1.0,
-                    gauge_left: Gauge {
-                        terms: vec![(1.0, GaugeAtom::L2)],
-                        nonneg: false,
-                    },
-                    gauge_right: Gauge {
-                        terms: vec![(1.0, GaugeAtom::L2)],
-                        nonneg: false,
-                    },
-                    smoothness: 1.0,
-                    quadratic: true,
-                    masked: false,
-                    polar: PolarSolver::TopSingular,
-                    polar_exact: true,
-                    polar_starts: 1,
-                    slots: Vec::new(),
-                    roles: Vec::new(),
-                },
+                plan: Plan::for_kernel_tests(K),
             },
         }
     }
