@@ -348,20 +348,27 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
         }
     }
 
-    let (m_dim, n_dim) = lowered.data_dims;
-    backend.bind_dim(m_dim, rows);
-    backend.bind_dim(n_dim, cols);
-    for (k, dim) in program.dims.iter().enumerate() {
-        if dim.kind == DimKind::Observed {
-            backend.bind_dim(hfc_runtime::kir::DimId(k as u32), nnz.unwrap_or(0));
+    // Binds the data's extents and values to a back end (the run's, and for the GPU the
+    // interpreter that recomputes its certificate in f64).
+    let bind_data = |backend: &mut dyn Backend, value: Value| {
+        let (m_dim, n_dim) = lowered.data_dims;
+        backend.bind_dim(m_dim, rows);
+        backend.bind_dim(n_dim, cols);
+        for (k, dim) in program.dims.iter().enumerate() {
+            if dim.kind == DimKind::Observed {
+                backend.bind_dim(hfc_runtime::kir::DimId(k as u32), nnz.unwrap_or(0));
+            }
         }
-    }
+        backend.set(target_buf, value).map_err(|e| {
+            eprintln!("error: internal compiler error: {e}");
+            EXIT_INTERNAL
+        })
+    };
     // The GPU iterates in low precision; its certificate is recomputed from this copy.
     let gpu = args.backend == "gpu";
     let data_copy = gpu.then(|| value.clone());
-    if let Err(e) = backend.set(target_buf, value) {
-        eprintln!("error: internal compiler error: {e}");
-        return EXIT_INTERNAL;
+    if let Err(code) = bind_data(backend.as_mut(), value) {
+        return code;
     }
 
     let interrupt = Arc::new(AtomicBool::new(false));
@@ -429,16 +436,8 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
         None => solution,
         Some(data_value) => {
             let mut cpu = Interpreter::new(program);
-            cpu.bind_dim(m_dim, rows);
-            cpu.bind_dim(n_dim, cols);
-            for (k, dim) in program.dims.iter().enumerate() {
-                if dim.kind == DimKind::Observed {
-                    cpu.bind_dim(hfc_runtime::kir::DimId(k as u32), nnz.unwrap_or(0));
-                }
-            }
-            if let Err(e) = cpu.set(target_buf, data_value) {
-                eprintln!("error: internal compiler error: {e}");
-                return EXIT_INTERNAL;
+            if let Err(code) = bind_data(&mut cpu, data_value) {
+                return code;
             }
             let mut cpu_machine = Machine::new(program, &mut cpu);
             let certified = match certify::certify(
