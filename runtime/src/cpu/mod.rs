@@ -8,7 +8,7 @@
 //! Generated code does the model-specific work (elementwise loss and gradient maps, sums,
 //! sampled and sparse products, column gauges and prox); dense products go to faer through
 //! an imported helper (`hfc_gemm_f64`), and the sequential prox algorithms (Condat's TV,
-//! the ℓ∞ prox) are helpers too ([`abi`]). The backend owns every buffer as one contiguous
+//! the ℓ∞ prox) are helpers too (`abi.rs`). The backend owns every buffer as one contiguous
 //! row-major allocation, checks extents before each call and hands generated code a
 //! `#[repr(C)]` block of pointers, lengths and strides. The interpreter stays the oracle:
 //! every statement kind is tested against it.
