@@ -656,9 +656,9 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// A plan with no slots or roles, for tests that run single kernels.
-    #[cfg(test)]
-    pub(crate) fn for_kernel_tests(rank: DimId) -> Plan {
+    /// A plan with no slots or roles, for programs whose kernels are run one by one (tests
+    /// and benchmarks of a back end), never by the solver.
+    pub fn for_kernel_tests(rank: DimId) -> Plan {
         let l2 = Gauge {
             terms: vec![(1.0, GaugeAtom::L2)],
             nonneg: false,

@@ -92,10 +92,6 @@ fn gemm_program() -> Program {
         kind,
     };
     let (m, n, k) = (DimId(0), DimId(1), DimId(2));
-    let l2 = Gauge {
-        terms: vec![(1.0, GaugeAtom::L2)],
-        nonneg: false,
-    };
     Program {
         name: "gemm".into(),
         dims: vec![dim("m"), dim("n"), dim("k")],
@@ -116,22 +112,7 @@ fn gemm_program() -> Program {
                 accumulate: false,
             }],
         }],
-        plan: Plan {
-            rank: k,
-            probe: k,
-            lambda: 1.0,
-            scale: 1.0,
-            gauge_left: l2.clone(),
-            gauge_right: l2,
-            smoothness: 1.0,
-            quadratic: true,
-            masked: false,
-            polar: PolarSolver::TopSingular,
-            polar_exact: true,
-            polar_starts: 1,
-            slots: Vec::new(),
-            roles: Vec::new(),
-        },
+        plan: Plan::for_kernel_tests(k),
     }
 }
 
