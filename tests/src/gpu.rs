@@ -9,7 +9,7 @@
 #![allow(clippy::print_stderr)]
 
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use hfc_runtime::Value;
 use hfc_runtime::backend::Backend;
@@ -110,33 +110,12 @@ fn wgsl_snapshot_of_the_completion_model() {
     );
 }
 
-fn context() -> Option<Arc<GpuContext>> {
-    static CTX: OnceLock<Option<Arc<GpuContext>>> = OnceLock::new();
-    CTX.get_or_init(|| match GpuContext::open() {
-        Ok(c) => Some(c),
-        Err(e) => {
-            assert!(
-                std::env::var_os("HFC_REQUIRE_GPU").is_none(),
-                "HFC_REQUIRE_GPU is set but: {e}"
-            );
-            eprintln!("skipped: no GPU adapter ({e})");
-            None
-        }
-    })
-    .clone()
-}
-
+/// The shared device, when it can run `precision` (else the test is skipped, or fails
+/// under `HFC_REQUIRE_GPU`).
 fn device(precision: Precision) -> Option<Arc<GpuContext>> {
-    let ctx = context()?;
-    if precision == Precision::F64 && !ctx.has_f64() {
-        assert!(
-            std::env::var_os("HFC_REQUIRE_GPU").is_none(),
-            "HFC_REQUIRE_GPU is set but the adapter has no SHADER_F64"
-        );
-        eprintln!("skipped: the adapter has no SHADER_F64");
-        return None;
-    }
-    Some(ctx)
+    GpuContext::shared_for_tests(precision)
+        .map_err(|why| eprintln!("skipped: {why}"))
+        .ok()
 }
 
 /// Lowers `text`, solves it on the GPU to the low-precision tolerance and certifies the
@@ -276,7 +255,7 @@ fn check_against_cpu(text: &str, lambda: f64, data: Value, tol: f64, what: &str)
 
 #[test]
 fn lowrank_on_the_gpu_reaches_the_cpu_optimum_with_an_f64_certificate() {
-    if context().is_none() {
+    if device(Precision::F32).is_none() {
         return;
     }
     let mut synth = Synth::new(11);
@@ -287,7 +266,7 @@ fn lowrank_on_the_gpu_reaches_the_cpu_optimum_with_an_f64_certificate() {
 
 #[test]
 fn completion_on_the_gpu_reaches_the_cpu_optimum_with_an_f64_certificate() {
-    if context().is_none() {
+    if device(Precision::F32).is_none() {
         return;
     }
     // A planted rank 2, well above λ: the solution has rank 2.

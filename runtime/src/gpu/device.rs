@@ -67,6 +67,28 @@ impl GpuContext {
         pollster::block_on(Self::open_async(wanted))
     }
 
+    /// The device the tests and benchmarks of a process share, opened once, when it can run
+    /// `precision`. `Err` says why not, for the caller to report a skip; with
+    /// `HFC_REQUIRE_GPU` set (CI, where lavapipe is installed) a missing adapter or missing
+    /// f64 support is a failure instead, and this panics with the reason.
+    pub fn shared_for_tests(precision: Precision) -> Result<Arc<GpuContext>, String> {
+        static SHARED: std::sync::OnceLock<Result<Arc<GpuContext>, String>> =
+            std::sync::OnceLock::new();
+        let required = std::env::var_os("HFC_REQUIRE_GPU").is_some();
+        let context = SHARED
+            .get_or_init(|| GpuContext::open().map_err(|e| format!("no GPU adapter ({e})")))
+            .clone();
+        let why = match context {
+            Ok(ctx) if precision == Precision::F64 && !ctx.has_f64() => {
+                "the adapter has no SHADER_F64".to_string()
+            }
+            Ok(ctx) => return Ok(ctx),
+            Err(why) => why,
+        };
+        assert!(!required, "HFC_REQUIRE_GPU is set but {why}");
+        Err(why)
+    }
+
     async fn open_async(wanted: Option<String>) -> Result<Arc<GpuContext>, GpuError> {
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
         desc.backends = wgpu::Backends::PRIMARY | wgpu::Backends::GL;

@@ -6,7 +6,7 @@
 
 #![allow(clippy::print_stderr)]
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use ndarray::{Array1, Array2};
 
@@ -16,34 +16,12 @@ use crate::interp::Interpreter;
 use crate::kir::*;
 use crate::value::{Observed, Value};
 
-fn context() -> Option<Arc<GpuContext>> {
-    static CTX: OnceLock<Option<Arc<GpuContext>>> = OnceLock::new();
-    CTX.get_or_init(|| match GpuContext::open() {
-        Ok(c) => Some(c),
-        Err(e) => {
-            assert!(
-                std::env::var_os("HFC_REQUIRE_GPU").is_none(),
-                "HFC_REQUIRE_GPU is set but: {e}"
-            );
-            eprintln!("skipped: no GPU adapter ({e})");
-            None
-        }
-    })
-    .clone()
-}
-
-/// The shared device, when it can run `precision`.
+/// The shared device, when it can run `precision` (else the test is skipped, or fails
+/// under `HFC_REQUIRE_GPU`).
 fn device(precision: Precision) -> Option<Arc<GpuContext>> {
-    let ctx = context()?;
-    if precision == Precision::F64 && !ctx.has_f64() {
-        assert!(
-            std::env::var_os("HFC_REQUIRE_GPU").is_none(),
-            "HFC_REQUIRE_GPU is set but the adapter has no SHADER_F64"
-        );
-        eprintln!("skipped: the adapter has no SHADER_F64");
-        return None;
-    }
-    Some(ctx)
+    GpuContext::shared_for_tests(precision)
+        .map_err(|why| eprintln!("skipped: {why}"))
+        .ok()
 }
 
 /// A program of one kernel over the dims `m, n, k, nnz`, for tests.
