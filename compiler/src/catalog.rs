@@ -541,7 +541,7 @@ pub const ATOMS: &[Atom] = &[
         nonnegative: true,
         gauge: None,
         math: "dropout",
-        summary: "dropout(p): p/(1 − p)·Σᵢ Πₖ ‖Wᵏᵢ‖₂² (Cavazza et al.); dropout(p, adaptive): rate grows with r",
+        summary: "dropout(p): ½·p/(1 − p)·Σᵢ Πₖ ‖Wᵏᵢ‖₂² (Cavazza et al., with the ½ of the loss); dropout(p, adaptive): rate grows with r",
         prox: None,
         flag_law: Some(("adaptive", DegreeLaw::SizeAdaptive)),
         dual: None,
@@ -860,7 +860,10 @@ impl PolarOracle {
                 "enumeration of the ReLU activation patterns of the data when the input \
                  dimension is small; projected ascent from {starts} seeded starts otherwise"
             ),
-            PolarOracle::ClosedForm => "closed form: singular value thresholding of Y".into(),
+            PolarOracle::ClosedForm => "σ_max(Y − X) by Lanczos (exact) against λ₁‖X‖_*; the \
+                                         optimum is the singular value thresholding S_τ(Y), \
+                                         τ = λ₁‖X*‖_*"
+                .into(),
         }
     }
 }

@@ -253,10 +253,11 @@ fn theta_text(model: &ir::Model) -> String {
                 .iter()
                 .map(|&k| format!("‖{}‖₂²", crate::math::column_name(&model.factors[k].name)))
                 .collect();
+            // The dropout expectation of the ½-squared loss (Cavazza et al.'s with ½).
             let rate = if *adaptive {
-                "r·p/(1 − p)"
+                "½·r·p/(1 − p)"
             } else {
-                "p/(1 − p)"
+                "½·p/(1 − p)"
             };
             format!(
                 "{rate}·{} with p = {}",
@@ -395,7 +396,7 @@ fn variational(model: &ir::Model, out: &mut InducedProblem) {
 
 fn adaptive_dropout(model: &ir::Model, p: f64, out: &mut InducedProblem) {
     let lambda1 = p / (1.0 - p);
-    out.omega = Some(format!("λ₁‖{}‖_*²", convex_var(model)));
+    out.omega = Some(format!("½λ₁‖{}‖_*²", convex_var(model)));
     out.omega_name = Some(format!(
         "squared nuclear norm, the convex envelope; λ₁ = p/(1 − p) = {}",
         catalog::format_number(lambda1)
@@ -448,7 +449,9 @@ fn set_oracle(
     };
     out.certificate_text = match (exact, &out.polar_exact_condition) {
         (true, _) if oracle == PolarOracle::ClosedForm => {
-            "exact: the closed-form optimum is compared with the solver's".into()
+            "exact: stops when σ_max(Y − X) ≤ λ₁‖X‖_*(1 + tol) with equalized factors; the \
+             duality gap bounds F(W) − F*, and the closed form S_τ(Y) is reported alongside"
+                .into()
         }
         (true, _) => "exact: stops when Ω°(−∇ℓ(X)) ≤ λ(1 + tol); the duality gap F(W) − D(Z) \
                       bounds F(W) − F*"

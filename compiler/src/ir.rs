@@ -27,6 +27,8 @@ pub struct Model {
     pub file: FileId,
     /// Where the map is written.
     pub map_span: Span,
+    /// Where the regularizer is written (the map's span when there is none).
+    pub reg_span: Span,
     /// Parameters and their default values.
     pub params: Vec<(String, f64)>,
     /// The size index r (its name).
@@ -358,6 +360,10 @@ pub fn build(
         name: model.name.clone(),
         file: model.file,
         map_span: program.span(fit.map),
+        reg_span: model
+            .reg
+            .as_ref()
+            .map_or(program.span(fit.map), |reg| program.span(reg.expr)),
         params: model
             .params
             .values()

@@ -16,7 +16,7 @@
 use hfc_grammar::Span;
 use hfc_runtime::kir::{
     BufId, Buffer, BufferKind, Dim, DimId, DimKind, Expr, Gauge, GaugeAtom, Kernel, KernelId, Plan,
-    PolarSolver, Program, Role, Slot, Stmt, Unary,
+    PolarSolver, Program, Regularization, Role, Slot, Stmt, Unary,
 };
 
 use crate::catalog::{self, PolarOracle};
@@ -55,6 +55,48 @@ fn unsupported(model: &ir::Model, span: Span, what: &str, help: &str) -> Box<Dia
              convex problem of this model",
         ),
     )
+}
+
+/// Dropout's strategy: κ = ½·λ·p/(1 − p) (the dropout expectation of the ½-squared loss).
+/// Only the dense squared loss on `U * V'` has that expectation in closed form, and a fixed
+/// rate needs a fixed size.
+fn dropout_regularization(
+    model: &ir::Model,
+    p: f64,
+    adaptive: bool,
+) -> Result<Regularization, Box<Diagnostic>> {
+    let squared = model.loss.kind.name == "squared" && !model.loss.observed;
+    if !squared || !matches!(model.map, Map::Matrix { .. }) {
+        return Err(unsupported(
+            model,
+            model.reg_span,
+            "dropout's regularizer is the expectation of the squared loss on every entry of \
+             `U * V'`; other losses and maps have no closed form",
+            "use `loss squared;` on a dense matrix, or a product-of-norms regularizer",
+        ));
+    }
+    if !adaptive && model.solve.init_rank == 0 {
+        return Err(Box::new(
+            Diagnostic::new(
+                codes::RUN_FIXED_SIZE,
+                model.file,
+                "fixed-rate dropout does not limit the size r: `hfc run` needs a fixed size"
+                    .to_string(),
+                model.reg_span,
+                "no size limit",
+            )
+            .with_help(
+                "give the size: `solve { init_rank = 20; }` (the run keeps it), or let the \
+                 rate grow with the size: `dropout(p, adaptive)`"
+                    .to_string(),
+            ),
+        ));
+    }
+    let weight = model.reg.weight.value;
+    Ok(Regularization::Dropout {
+        kappa: 0.5 * weight * p / (1.0 - p),
+        adaptive,
+    })
 }
 
 struct Builder {
@@ -177,6 +219,11 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
             "CP tensors and networks come with the next runtime release; `hfc explain` works now",
         ));
     };
+    let regularization = match model.reg.form {
+        RegForm::Dropout { p, adaptive } => dropout_regularization(model, p, adaptive)?,
+        _ => Regularization::ProductOfGauges,
+    };
+    let dropout = matches!(regularization, Regularization::Dropout { .. });
     let reg_help = "write the regularizer as `lambda * sum(i) g(U[:, i]) * h(V[:, i])` with \
                     norms g, h built from norm1, norm2, norminf and tv";
     let (mut gauge_left, mut gauge_right, mut scale) = match &model.reg.form {
@@ -215,6 +262,15 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
             };
             (l2(left), l2(right), 2.0)
         }
+        // The gauges only describe the columns in reports; dropout's regularizer is applied
+        // on the host (`Regularization::Dropout`).
+        RegForm::Dropout { .. } => {
+            let l2 = Gauge {
+                terms: vec![(1.0, GaugeAtom::L2)],
+                nonneg: false,
+            };
+            (l2.clone(), l2, 1.0)
+        }
         _ => {
             return Err(unsupported(
                 model,
@@ -229,7 +285,7 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
             return Err(unsupported(model, model.map_span, &why, reg_help));
         }
     }
-    if induced.certificate == Certificate::None {
+    if induced.certificate == Certificate::None && !dropout {
         return Err(unsupported(
             model,
             model.map_span,
@@ -239,6 +295,7 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
         ));
     }
     let polar = match induced.oracle {
+        _ if dropout => PolarSolver::TopSingular,
         Some(PolarOracle::TopSingularValue) => PolarSolver::TopSingular,
         Some(PolarOracle::MaxAbsEntry) => PolarSolver::MaxAbsEntry,
         Some(PolarOracle::MaxPositiveEntry) => PolarSolver::MaxPositiveEntry,
@@ -612,6 +669,7 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
         buffers: bld.buffers,
         kernels: bld.kernels,
         plan: Plan {
+            regularization,
             rank: r,
             probe: p,
             lambda,
@@ -622,7 +680,14 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
             quadratic: kernel.quadratic,
             masked: observed,
             polar,
-            polar_exact: induced.polar_exact && induced.certificate == Certificate::Exact,
+            // Dropout's test σ_max(Y − X) ≤ λ₁‖X‖_* is exact (Lanczos); at a fixed rate it
+            // certifies the fixed size only, and the model has no certificate.
+            polar_exact: match regularization {
+                Regularization::Dropout { adaptive, .. } => adaptive,
+                Regularization::ProductOfGauges => {
+                    induced.polar_exact && induced.certificate == Certificate::Exact
+                }
+            },
             polar_starts: model.solve.polar_starts,
             slots,
             roles: bld.roles,

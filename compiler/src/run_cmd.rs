@@ -11,11 +11,12 @@ use std::time::Instant;
 
 use serde_json::json;
 
+use hfc::ir::{self, RegForm};
 use hfc::render::{self, Style};
 use hfc_runtime::backend::Backend;
 use hfc_runtime::cpu::JitBackend;
 use hfc_runtime::gpu::{GpuBackend, GpuContext, Precision};
-use hfc_runtime::kir::{DimKind, Program};
+use hfc_runtime::kir::{DimKind, Program, Regularization};
 use hfc_runtime::machine::Machine;
 use hfc_runtime::solve::{self, Options, Record, Stop};
 use hfc_runtime::{Interpreter, Value, certify, data, report, valid};
@@ -122,7 +123,7 @@ pub(crate) struct LoweredModel {
 }
 
 impl LoweredModel {
-    pub fn model(&self) -> &hfc::ir::Model {
+    pub fn model(&self) -> &ir::Model {
         // `lower_model` only builds a LoweredModel for a report with an IR.
         self.checked.models[self.index]
             .ir
@@ -367,6 +368,15 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
     // The GPU iterates in low precision; its certificate is recomputed from this copy.
     let gpu = args.backend == "gpu";
     let data_copy = gpu.then(|| value.clone());
+    // Dropout's report compares the run with its closed form (an SVD of Y: small data only).
+    let dropout_target = match (&program.plan.regularization, &value) {
+        (Regularization::Dropout { .. }, Value::Matrix(y))
+            if y.len() <= DROPOUT_CLOSED_FORM_MAX_ENTRIES =>
+        {
+            Some(y.clone())
+        }
+        _ => None,
+    };
     if let Err(code) = bind_data(backend.as_mut(), value) {
         return code;
     }
@@ -390,7 +400,19 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
         return EXIT_USAGE;
     }
     let show_progress = !args.quiet && !args.json && std::io::stderr().is_terminal();
-    let lambda = program.plan.lambda;
+    // What the progress line divides the polar value by (dropout compares it with λ₁ of the
+    // induced problem, see `solve::DropoutSummary::lambda_convex`).
+    let lambda = match program.plan.regularization {
+        Regularization::ProductOfGauges => program.plan.lambda,
+        Regularization::Dropout { kappa, adaptive } => {
+            2.0 * kappa
+                / if adaptive {
+                    1.0
+                } else {
+                    options.init_rank.max(1) as f64
+                }
+        }
+    };
     let mut progress = |record: &Record| {
         if show_progress {
             let polar = record
@@ -490,11 +512,21 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
         (&model.factors[left].name, &solution.left),
         (&model.factors[right].name, &solution.right),
     ];
+    let fixed_rate_dropout = matches!(
+        program.plan.regularization,
+        Regularization::Dropout {
+            adaptive: false,
+            ..
+        }
+    );
     let certificate = match (solution.converged(), program.plan.polar_exact) {
+        // A fixed size's optimum, but the size itself is not limited: no certificate.
+        _ if fixed_rate_dropout => "none",
         (true, true) => "exact",
         (true, false) => "heuristic",
         (false, _) => "none",
     };
+    let dropout_report = dropout_report(model, &solution, dropout_target.as_ref());
     let report = json!({
         "model": model.name,
         "objective": solution.objective,
@@ -533,6 +565,7 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
             "file": format!("{name}.npy"),
             "shape": [a.nrows(), a.ncols()],
         })).collect::<Vec<_>>(),
+        "dropout": dropout_report,
         "history": solution.history,
     });
     let text = serde_json::to_string_pretty(&report).unwrap_or_else(|_| report.to_string());
@@ -571,6 +604,11 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
         };
         let verdict = match solution.stop {
             Stop::Optimal if certificate == "exact" => "certified global optimum".to_string(),
+            Stop::Optimal if fixed_rate_dropout => format!(
+                "optimal at the fixed size r = {} (fixed-rate dropout: no certificate for the \
+                 size)",
+                solution.rank()
+            ),
             Stop::Optimal => {
                 "polar test passed (heuristic polar: a necessary condition only)".to_string()
             }
@@ -596,9 +634,61 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
             out_dir.display()
         );
     }
+    if fixed_rate_dropout
+        && !args.quiet
+        && let Some(summary) = &solution.dropout
+    {
+        eprintln!(
+            "warning: fixed-rate dropout does not limit the size: splitting every column into \
+             two copies scaled by 1/√2 keeps the map and lowers the objective from {:.6e} to \
+             {:.6e}; use `dropout(p, adaptive)`",
+            solution.objective, summary.split_objective
+        );
+    }
     match solution.stop {
         Stop::Optimal => EXIT_OK,
         Stop::Interrupted => EXIT_INTERRUPTED,
         Stop::IterationLimit | Stop::RankLimit | Stop::NoProgress => EXIT_LIMIT,
     }
+}
+
+/// Dense targets up to this many entries get dropout's closed form in the report.
+const DROPOUT_CLOSED_FORM_MAX_ENTRIES: usize = 4_000_000;
+
+/// The report's `dropout` object: the rate, the strategy's numbers and, for a small dense Y,
+/// the closed form `S_τ(Y)` with the run's distance to it. `null` for other regularizers.
+fn dropout_report(
+    model: &ir::Model,
+    solution: &solve::Solution,
+    target: Option<&ndarray::Array2<f64>>,
+) -> serde_json::Value {
+    let (RegForm::Dropout { p, adaptive }, Some(summary)) = (&model.reg.form, &solution.dropout)
+    else {
+        return serde_json::Value::Null;
+    };
+    let closed_form = target
+        .and_then(|y| {
+            let cf = solve::dropout_closed_form(y.view(), summary.lambda_convex)?;
+            let x = solution.left.dot(&solution.right.t());
+            let norm = |a: &ndarray::Array2<f64>| a.iter().map(|e| e * e).sum::<f64>().sqrt();
+            let relative_error = norm(&(&x - &cf.x)) / norm(&cf.x).max(f64::MIN_POSITIVE);
+            Some(json!({
+                "objective": cf.objective,
+                "rank": cf.rank,
+                "tau": cf.tau,
+                "relative_error": relative_error,
+            }))
+        })
+        .unwrap_or(serde_json::Value::Null);
+    json!({
+        "p": p,
+        "adaptive": adaptive,
+        "kappa": summary.kappa,
+        "lambda1": 2.0 * summary.kappa,
+        "lambda_convex": summary.lambda_convex,
+        "nuclear_norm": summary.nuclear_norm,
+        "equalization_spread": summary.equalization_spread,
+        "split_objective": summary.split_objective,
+        "closed_form": closed_form,
+    })
 }

@@ -386,3 +386,83 @@ fn emit_wgsl_prints_the_shaders_in_either_precision() {
         assert!(text.contains(alias) && text.contains("@compute"));
     }
 }
+
+/// Dropout: the adaptive rate is certified and reports its closed form; a fixed rate keeps
+/// its size, has no certificate and warns that splitting columns lowers the objective; a
+/// fixed rate without a size is refused before any data is read.
+#[test]
+fn dropout_reports_its_closed_form_and_the_fixed_rate_its_split() {
+    let dir = temp_dir("dropout");
+    std::fs::copy(repo().join("examples/Y.npy"), dir.join("Y.npy")).expect("copy data");
+    let model = |name: &str, rate: &str, solve: &str| {
+        format!(
+            "model {name} {{
+    data Y : [m, n] = load(\"Y.npy\");
+    factor U : [m, r]; factor V : [n, r];
+    fit Y ~ U * V';
+    loss squared;
+    reg dropout({rate});
+    {solve}
+}}"
+        )
+    };
+    let text = [
+        model("adaptive", "0.05, adaptive", ""),
+        model("fixed", "0.2", "solve { init_rank = 8; }"),
+        model("unsized", "0.2", ""),
+    ]
+    .join("\n");
+    let path = dir.join("dropout.hfm");
+    std::fs::write(&path, text).expect("write model");
+    let path = path.to_str().expect("utf-8");
+    let run = |name: &str| {
+        let out_dir = dir.join(name);
+        let out = hfc(&[
+            "run",
+            path,
+            "--model",
+            name,
+            "--out",
+            out_dir.to_str().expect("utf-8"),
+        ]);
+        (out, out_dir)
+    };
+
+    let (out, out_dir) = run("adaptive");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let r = report(&out_dir);
+    assert_eq!(r["certificate"], "exact");
+    let dropout = &r["dropout"];
+    assert_eq!(dropout["adaptive"], true);
+    let closed = &dropout["closed_form"];
+    assert_eq!(r["rank"], closed["rank"]);
+    assert!(
+        closed["relative_error"].as_f64().expect("number") <= 1e-5,
+        "{closed}"
+    );
+    assert!(dropout["equalization_spread"].as_f64().expect("number") <= 1e-9);
+    assert_eq!(dropout["split_objective"], r["objective"]);
+
+    let (out, out_dir) = run("fixed");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let r = report(&out_dir);
+    assert_eq!(
+        (r["certificate"].as_str(), r["rank"].as_u64()),
+        (Some("none"), Some(8))
+    );
+    let split = r["dropout"]["split_objective"].as_f64().expect("number");
+    assert!(split < r["objective"].as_f64().expect("number"));
+    assert!(
+        stderr(&out).contains("fixed-rate dropout does not limit the size"),
+        "{}",
+        stderr(&out)
+    );
+
+    let (out, _) = run("unsized");
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("hfc::run::fixed_size_required"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -620,10 +620,30 @@ impl PolarSolver {
     }
 }
 
+/// Which regularizer the solver minimizes with the loss the kernels compute.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Regularization {
+    /// `weight · Σᵢ g_U(uᵢ) g_V(vᵢ)` through the gauge and prox kernels: proximal descent and
+    /// growth by the polar maximizer.
+    ProductOfGauges,
+    /// Dropout's expected squared loss, `κ·m·Σᵢ ‖uᵢ‖²‖vᵢ‖²` with `m = r` (adaptive rate) or
+    /// `m = 1` (fixed rate), minimized on the host by exact block steps and equalization.
+    /// The kernels are those of the dense squared loss.
+    Dropout {
+        /// κ = ½·weight·p/(1 − p): dropout's expectation of hfc's ½-squared loss.
+        kappa: f64,
+        /// The rate grows with r (the regularizer's degree matches the map's).
+        adaptive: bool,
+    },
+}
+
 /// How the solver uses the kernels: the problem is
-/// `min ℓ(U Vᵀ) + weight · Σᵢ g_U(uᵢ) g_V(vᵢ)`.
+/// `min ℓ(U Vᵀ) + weight · Σᵢ g_U(uᵢ) g_V(vᵢ)` (or dropout's regularizer, see
+/// [`Regularization`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
+    /// The regularizer's strategy.
+    pub regularization: Regularization,
     /// The size dimension r.
     pub rank: DimId,
     /// The probe dimension p.
@@ -664,6 +684,7 @@ impl Plan {
             nonneg: false,
         };
         Plan {
+            regularization: Regularization::ProductOfGauges,
             rank,
             probe: rank,
             lambda: 1.0,
@@ -860,11 +881,18 @@ impl fmt::Display for Program {
             writeln!(f, "  {kind} %{}: [{}]", buffer.name, shape.join(", "))?;
         }
         let plan = &self.plan;
-        writeln!(
-            f,
-            "  plan: min loss + {:?}*{:?} * sum_i g_left(u_i) g_right(v_i)",
-            plan.lambda, plan.scale
-        )?;
+        match plan.regularization {
+            Regularization::ProductOfGauges => writeln!(
+                f,
+                "  plan: min loss + {:?}*{:?} * sum_i g_left(u_i) g_right(v_i)",
+                plan.lambda, plan.scale
+            )?,
+            Regularization::Dropout { kappa, adaptive } => writeln!(
+                f,
+                "  plan: min loss + {kappa:?}*{} * sum_i |u_i|^2 |v_i|^2 (dropout)",
+                if adaptive { "r" } else { "1" }
+            )?,
+        }
         writeln!(f, "    g_left = {}", plan.gauge_left)?;
         writeln!(f, "    g_right = {}", plan.gauge_right)?;
         writeln!(

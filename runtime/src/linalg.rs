@@ -115,6 +115,91 @@ pub fn largest_eigenvalue(a: ArrayView2<'_, f64>) -> f64 {
     }
 }
 
+/// `b · a⁻¹` for a symmetric positive definite `a` (Cholesky). `None` when `a` is not
+/// positive definite to working precision.
+pub fn solve_spd_right(b: ArrayView2<'_, f64>, a: ArrayView2<'_, f64>) -> Option<Array2<f64>> {
+    use faer::linalg::solvers::Solve;
+    let a = standard(a);
+    let av = a.view();
+    let llt = faer_ref(&av).llt(Side::Lower).ok()?;
+    // x a = b  ⇔  a xᵀ = bᵀ (a is symmetric).
+    let bt = b.t().as_standard_layout().into_owned();
+    let btv = bt.view();
+    let xt = llt.solve(faer_ref(&btv));
+    let x = Array2::from_shape_fn((b.nrows(), b.ncols()), |(i, j)| xt[(j, i)]);
+    x.iter().all(|v| v.is_finite()).then_some(x)
+}
+
+/// The SVD of a product `u vᵀ` (`u`: m × r, `v`: n × r) in O((m + n)r²), never forming it:
+/// `u = P₁ S₁ Q₁ᵀ`, then `v Q₁ S₁ = P₂ S₂ Q₂ᵀ`, so `u vᵀ = (P₁ Q₂) S₂ P₂ᵀ`.
+pub fn product_svd(
+    u: ArrayView2<'_, f64>,
+    v: ArrayView2<'_, f64>,
+) -> Option<(Array2<f64>, Array1<f64>, Array2<f64>)> {
+    let (p1, s1, q1) = thin_svd(u)?;
+    let mut b = gemm(v, false, q1.view(), false, 1.0);
+    for (mut column, s) in b.axis_iter_mut(ndarray::Axis(1)).zip(s1.iter()) {
+        column.mapv_inplace(|x| x * s);
+    }
+    let (p2, s2, q2) = thin_svd(b.view())?;
+    Some((gemm(p1.view(), false, q2.view(), false, 1.0), s2, p2))
+}
+
+/// Refactors `u vᵀ` with the same number of columns r so that every column pair has the same
+/// product of norms, `‖uᵢ‖‖vᵢ‖ = ‖u vᵀ‖_* / r`, and the factorization is nuclear-optimal
+/// (`Σᵢ ‖uᵢ‖‖vᵢ‖ = ‖u vᵀ‖_*`). This is the minimizer of `Σᵢ ‖uᵢ‖²‖vᵢ‖²` over factorizations
+/// of `u vᵀ` with r columns (Mianjy, Arora & Vidal 2018), which dropout's regularizer needs.
+///
+/// From the balanced SVD factors `U₁ = P √S`, `V₁ = Q √S` (orthogonal columns with
+/// `‖u₁ᵢ‖² = ‖v₁ᵢ‖² = sᵢ`, zero columns padded to r), Givens rotations act on both: the
+/// product is unchanged and column i's norm product is `dᵢ = Σₖ sₖ Rₖᵢ²`. Each rotation
+/// pairs an index above the mean μ with one below, sets one of them to μ exactly and never
+/// touches it again (Schur–Horn); at most one touched index stays open, so the pair's Gram
+/// entry is 0 and the update is exact. `None` if an SVD fails.
+pub fn equalize(
+    u: ArrayView2<'_, f64>,
+    v: ArrayView2<'_, f64>,
+) -> Option<(Array2<f64>, Array2<f64>)> {
+    let rank = u.ncols();
+    let (p, s, q) = product_svd(u, v)?;
+    let mut u1 = Array2::zeros((u.nrows(), rank));
+    let mut v1 = Array2::zeros((v.nrows(), rank));
+    let mut d = vec![0.0; rank];
+    for k in 0..s.len().min(rank) {
+        let root = s[k].sqrt();
+        u1.column_mut(k).assign(&(&p.column(k) * root));
+        v1.column_mut(k).assign(&(&q.column(k) * root));
+        d[k] = s[k];
+    }
+    if rank == 0 {
+        return Some((u1, v1));
+    }
+    let mean = d.iter().sum::<f64>() / rank as f64;
+    let mut open: Vec<usize> = (0..rank).collect();
+    while open.len() > 1 {
+        let by = |a: &&usize, b: &&usize| d[**a].total_cmp(&d[**b]);
+        let (Some(&high), Some(&low)) = (open.iter().max_by(by), open.iter().min_by(by)) else {
+            break;
+        };
+        if d[high] - mean <= 1e-15 * mean && mean - d[low] <= 1e-15 * mean {
+            break;
+        }
+        // cos² c moves d_high to the mean; d_low gets the rest (the trace is kept).
+        let cos2 = ((mean - d[low]) / (d[high] - d[low])).clamp(0.0, 1.0);
+        let (c, sn) = (cos2.sqrt(), (1.0 - cos2).sqrt());
+        for m in [&mut u1, &mut v1] {
+            let a = m.column(high).to_owned();
+            let b = m.column(low).to_owned();
+            m.column_mut(high).assign(&(&a * c + &b * sn));
+            m.column_mut(low).assign(&(&b * c - &a * sn));
+        }
+        d[low] += d[high] - mean;
+        d[high] = mean;
+        open.retain(|&k| k != high);
+    }
+    Some((u1, v1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +220,53 @@ mod tests {
         assert!(acc.iter().all(|x| *x == 0.0));
         // Transposed (non-standard) views are copied first.
         assert_eq!(gemm(a.t(), false, a.t(), true, 1.0), a.t().dot(&a));
+    }
+
+    fn pseudo_random(rows: usize, cols: usize, seed: u64) -> Array2<f64> {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        Array2::from_shape_fn((rows, cols), |_| rng.random::<f64>() - 0.5)
+    }
+
+    #[test]
+    fn spd_solve_inverts() {
+        let a = array![[4.0, 1.0], [1.0, 3.0]];
+        let b = array![[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]];
+        let x = solve_spd_right(b.view(), a.view()).unwrap();
+        assert!((x.dot(&a) - &b).iter().all(|e| e.abs() < 1e-14));
+        let singular = array![[1.0, 1.0], [1.0, 1.0]];
+        assert!(solve_spd_right(b.view(), singular.view()).is_none());
+    }
+
+    #[test]
+    fn equalize_keeps_the_product_and_equalizes_columns() {
+        // r below, equal to and above the dimensions (padded zero columns).
+        for (m, n, r, seed) in [(12, 9, 4, 1), (7, 5, 5, 2), (6, 4, 9, 3)] {
+            let u = pseudo_random(m, r, seed);
+            let v = pseudo_random(n, r, seed + 10);
+            let (ue, ve) = equalize(u.view(), v.view()).unwrap();
+            let x = u.dot(&v.t());
+            let scale = x.iter().map(|e| e.abs()).fold(0.0, f64::max);
+            let err = (ue.dot(&ve.t()) - &x)
+                .iter()
+                .map(|e| e.abs())
+                .fold(0.0, f64::max);
+            assert!(err <= 1e-13 * scale, "product moved by {err}");
+            let nuclear: f64 = singular_values(x.view()).unwrap().iter().sum();
+            let products: Vec<f64> = (0..r)
+                .map(|i| {
+                    let nu = ue.column(i).dot(&ue.column(i)).sqrt();
+                    let nv = ve.column(i).dot(&ve.column(i)).sqrt();
+                    nu * nv
+                })
+                .collect();
+            for p in &products {
+                assert!(
+                    (p - nuclear / r as f64).abs() <= 1e-12 * nuclear,
+                    "{products:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -160,7 +160,7 @@ fn closed_forms_are_derived_where_the_catalog_has_them() {
         ("cp_tensor.hfm", None, false, "heuristic"),
         ("relu_network.hfm", None, false, "heuristic"),
         ("tv_factorization.hfm", None, false, "heuristic"),
-        ("adaptive_dropout.hfm", Some("λ₁‖X‖_*²"), true, "exact"),
+        ("adaptive_dropout.hfm", Some("½λ₁‖X‖_*²"), true, "exact"),
     ];
     for &(name, omega, exact, certificate) in expected {
         let text = hfc_stdlib::file(name).expect("stdlib file");

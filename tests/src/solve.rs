@@ -262,3 +262,110 @@ fn huber_resists_gross_outliers_better_than_squared() {
         "huber error {huber} is not well below squared error {squared}"
     );
 }
+
+fn dropout_model(rate: &str, init_rank: usize) -> String {
+    format!(
+        "model dropout_mf {{
+    param p = 0.5;
+    data   Y : [m, n];
+    factor U : [m, r];
+    factor V : [n, r];
+    fit    Y ~ U * V';
+    loss   squared;
+    reg    dropout(p{rate});
+    solve  {{ init_rank = {init_rank}; }}
+}}"
+    )
+}
+
+/// ‖A − B‖_F / ‖B‖_F.
+fn relative_frobenius(a: &Array2<f64>, b: &Array2<f64>) -> f64 {
+    let diff = a - b;
+    diff.iter().map(|x| x * x).sum::<f64>().sqrt() / b.iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
+fn dropout_data(m: usize, n: usize, rank: usize, seed: u64) -> Array2<f64> {
+    let mut synth = Synth::new(seed);
+    let mut y = synth.low_rank(m, n, rank, false) * 3.0;
+    synth.add_noise(&mut y, 0.3);
+    y
+}
+
+#[test]
+fn adaptive_dropout_equals_the_thresholded_svd_with_equalized_factors() {
+    use hfc_runtime::solve::{dropout_closed_form, equalization_spread};
+    let y = dropout_data(60, 40, 5, 21);
+    // p/(1 − p) = λ₁: strong enough that the noise's singular values are cut.
+    let lambda1 = 0.02;
+    let p = lambda1 / (1.0 + lambda1);
+    let solved = solve_text(
+        &dropout_model(", adaptive", 0),
+        &[("p", p)],
+        Value::Matrix(y.clone()),
+        &options(1e-10),
+    )
+    .expect("solves");
+    let s = &solved.solution;
+    let closed = dropout_closed_form(y.view(), lambda1).expect("svd");
+    assert_eq!(s.stop, Stop::Optimal);
+    assert!(solved.lowered.program.plan.polar_exact);
+    assert_eq!(s.rank(), closed.rank, "the solver stops at k*");
+    let x = s.left.dot(&s.right.t());
+    let error = relative_frobenius(&x, &closed.x);
+    assert!(error <= 1e-6, "‖X − S_τ(Y)‖/‖S_τ(Y)‖ = {error}");
+    assert!(relative(s.objective, closed.objective) <= 1e-9);
+    let spread = equalization_spread(&s.left, &s.right);
+    assert!(spread <= 1e-6, "equalization spread {spread}");
+    assert!(s.relative_gap.expect("gap") <= 1e-9);
+    // The test σ_max(Y − X) ≤ λ₁‖X‖_* (up to the tolerance), reported as σ/‖X‖_* vs λ₁.
+    assert!(relative(s.lambda, lambda1) <= 1e-12);
+    assert!(s.polar_value <= lambda1 * (1.0 + 1e-8));
+    // Splitting columns keeps F when the rate adapts.
+    let summary = s.dropout.as_ref().expect("dropout summary");
+    assert_eq!(summary.split_objective, s.objective);
+}
+
+#[test]
+fn fixed_rate_dropout_at_a_fixed_size_is_thresholding_with_rate_over_r() {
+    use hfc_runtime::solve::{dropout_closed_form, equalization_spread};
+    let y = dropout_data(40, 30, 3, 22);
+    let lambda1 = 0.5;
+    let p = lambda1 / (1.0 + lambda1);
+    let mut objectives = Vec::new();
+    for r in [5, 10, 20] {
+        let solved = solve_text(
+            &dropout_model("", r),
+            &[("p", p)],
+            Value::Matrix(y.clone()),
+            // The model's `init_rank` is the CLI's default; the library takes it here.
+            &hfc_runtime::solve::Options {
+                init_rank: r,
+                ..options(1e-10)
+            },
+        )
+        .expect("solves");
+        let s = &solved.solution;
+        assert!(!solved.lowered.program.plan.polar_exact, "no certificate");
+        assert_eq!(s.rank(), r, "a fixed rate keeps the size");
+        let closed = dropout_closed_form(y.view(), lambda1 / r as f64).expect("svd");
+        assert!(closed.rank <= r);
+        let x = s.left.dot(&s.right.t());
+        let error = relative_frobenius(&x, &closed.x);
+        assert!(error <= 1e-6, "r = {r}: error {error}");
+        assert!(equalization_spread(&s.left, &s.right) <= 1e-6);
+        // Splitting every column halves the regularizer: F does not bound the size.
+        let summary = s.dropout.as_ref().expect("summary");
+        assert!(summary.split_objective < s.objective - 1e-9 * s.objective);
+        objectives.push(s.objective);
+    }
+    assert!(
+        objectives.windows(2).all(|w| w[1] < w[0]),
+        "F decreases with r: {objectives:?}"
+    );
+}
+
+#[test]
+fn fixed_rate_dropout_without_a_size_is_refused() {
+    let error = hfc_tests::lower_text(&dropout_model("", 0), &[]).expect_err("refused");
+    assert!(error.contains("does not limit the size"), "{error}");
+}

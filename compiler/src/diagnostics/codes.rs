@@ -122,6 +122,8 @@ codes! {
     // Codes of `hfc run` and of reading data (produced by the runtime tests, not the UI corpus).
     RUN_UNSUPPORTED = "hfc::run::unsupported", Error,
         "a model `hfc check` accepts but the runtime cannot run yet";
+    RUN_FIXED_SIZE = "hfc::run::fixed_size_required", Error,
+        "a model whose regularizer does not limit the size r run without a fixed size";
     DATA_SHAPE = "hfc::data::shape_mismatch", Error,
         "a data file whose shape differs from the declaration, or from other data's";
     DATA_FILE = "hfc::data::bad_file", Error,

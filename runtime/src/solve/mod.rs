@@ -24,11 +24,15 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::backend::ExecError;
-use crate::kir::{PolarSolver, Role, Slot};
+use crate::kir::{PolarSolver, Regularization, Role, Slot};
 use crate::linalg;
 use crate::machine::Machine;
 use crate::polar::{self, Polar};
 use crate::value::Value;
+
+mod dropout;
+
+pub use dropout::{DropoutClosedForm, dropout_closed_form, equalization_spread};
 
 /// Descent iterations at one size before the polar test is consulted again.
 const DESCENT_BUDGET: u64 = 2000;
@@ -136,6 +140,27 @@ pub struct Solution {
     pub seconds_polar: f64,
     /// The history.
     pub history: Vec<Record>,
+    /// Dropout's numbers (dropout regularizers only).
+    pub dropout: Option<DropoutSummary>,
+}
+
+/// What a dropout run adds to its [`Solution`].
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct DropoutSummary {
+    /// κ in `κ·m·Σᵢ ‖uᵢ‖²‖vᵢ‖²`.
+    pub kappa: f64,
+    /// Whether the rate grows with the size (m = r) or is fixed (m = 1).
+    pub adaptive: bool,
+    /// 2κ_c: the weight λ of the induced `½λ‖X‖_*²` at the final size, which the reported
+    /// polar value `σ_max(Y − X)/‖X‖_*` is compared with.
+    pub lambda_convex: f64,
+    /// ‖U Vᵀ‖_*.
+    pub nuclear_norm: f64,
+    /// `(max − min)/mean` of `‖uᵢ‖‖vᵢ‖`: 0 when the factors are equalized.
+    pub equalization_spread: f64,
+    /// F after splitting every column into two copies scaled by 1/√2 (the same map): below F
+    /// at a fixed rate, which therefore does not limit the size.
+    pub split_objective: f64,
 }
 
 impl Solution {
@@ -337,6 +362,9 @@ pub fn solve_from(
     progress: Progress<'_>,
 ) -> Result<Solution, SolveError> {
     let plan = machine.plan().clone();
+    if let Regularization::Dropout { .. } = plan.regularization {
+        return dropout::solve(machine, rows, cols, options, start, progress);
+    }
     let weight = plan.lambda * plan.scale;
     let mut state = State {
         machine,
@@ -643,5 +671,6 @@ pub fn solve_from(
         seconds_descent,
         seconds_polar,
         history,
+        dropout: None,
     })
 }
