@@ -18,6 +18,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod emit_cmd;
+mod predict_cmd;
 mod run_cmd;
 
 use std::io::IsTerminal;
@@ -83,6 +84,8 @@ enum Command {
     Run(run_cmd::RunArgs),
     /// Print the code generated for a model: Cranelift IR (`clif`) or WGSL shaders (`wgsl`).
     Emit(emit_cmd::EmitArgs),
+    /// Apply a fitted network (the factors `hfc run` wrote) to new inputs.
+    Predict(predict_cmd::PredictArgs),
     /// List the atoms, losses, options and closed forms hfc knows.
     Atoms {
         /// Print the catalog as JSON.
@@ -126,7 +129,8 @@ fn main() -> ExitCode {
         Command::Check { model, .. }
         | Command::Explain { model, .. }
         | Command::Run(run_cmd::RunArgs { model, .. })
-        | Command::Emit(emit_cmd::EmitArgs { model, .. }) => Some(model.clone()),
+        | Command::Emit(emit_cmd::EmitArgs { model, .. })
+        | Command::Predict(predict_cmd::PredictArgs { model, .. }) => Some(model.clone()),
         Command::Atoms { .. } => None,
     };
     // A bug must not look like a crash on the user's input: no raw trace, the file named.
@@ -169,6 +173,7 @@ fn run(cli: Cli) -> u8 {
         } => explain(&model, json, model_name.as_deref(), style),
         Command::Run(args) => run_cmd::run(args, style),
         Command::Emit(args) => emit_cmd::emit(args, style),
+        Command::Predict(args) => predict_cmd::predict(args, style),
         Command::Atoms { json } => {
             if json {
                 println!("{}", pretty(&hfc::reference::json()));

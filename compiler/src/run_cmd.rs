@@ -84,7 +84,7 @@ fn parse_pairs(items: &[String], what: &str) -> Result<Vec<(String, String)>, St
 
 /// Writes a file atomically: a temporary file in the same folder, then a rename, so that an
 /// interrupted run never leaves a half-written result.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -103,14 +103,14 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
-fn npy_bytes(a: &ndarray::Array2<f64>) -> Result<Vec<u8>, String> {
+pub(crate) fn npy_bytes(a: &ndarray::Array2<f64>) -> Result<Vec<u8>, String> {
     use ndarray_npy::WriteNpyExt;
     let mut out = Vec::new();
     a.write_npy(&mut out).map_err(|e| e.to_string())?;
     Ok(out)
 }
 
-fn data_error(code: &str, message: &str) -> u8 {
+pub(crate) fn data_error(code: &str, message: &str) -> u8 {
     eprintln!("error[{code}]: {message}");
     EXIT_USAGE
 }
@@ -300,18 +300,21 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
-    let path = match data_overrides.iter().find(|(n, _)| *n == target.name) {
-        Some((_, p)) => PathBuf::from(p),
-        None => match &target.source {
-            Some((p, _)) => model_dir.join(p),
+    let data_path = |data: &ir::Data| match data_overrides.iter().find(|(n, _)| *n == data.name) {
+        Some((_, p)) => Some(PathBuf::from(p)),
+        None => match &data.source {
+            Some((p, _)) => Some(model_dir.join(p)),
             None => {
                 eprintln!(
                     "error: data `{}` has no file; give one with `--data {}=PATH`",
-                    target.name, target.name
+                    data.name, data.name
                 );
-                return EXIT_USAGE;
+                None
             }
         },
+    };
+    let Some(path) = data_path(target) else {
+        return EXIT_USAGE;
     };
     for (name, _) in &data_overrides {
         if !model.data.iter().any(|d| d.name == *name) {
@@ -349,12 +352,76 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
         }
     }
 
+    // The map's other data (a network's input X): dense, one row per row of the target.
+    let mut inputs = Vec::new();
+    for &(index, buf, (_, cols_dim)) in &lowered.inputs {
+        let data = &model.data[index];
+        let Some(input_path) = data_path(data) else {
+            return EXIT_USAGE;
+        };
+        let matrix = match data::read(&input_path, &data.name, false) {
+            Ok(Value::Matrix(a)) => a,
+            Ok(_) => return data_error("hfc::data::bad_file", "expected a dense matrix"),
+            Err(e) => return data_error("hfc::data::bad_file", &e.to_string()),
+        };
+        if matrix.nrows() != rows {
+            return data_error(
+                "hfc::data::shape_mismatch",
+                &format!(
+                    "{} has {} rows but {} has {rows}: `{}` and `{}` need one row per data point",
+                    input_path.display(),
+                    matrix.nrows(),
+                    path.display(),
+                    data.name,
+                    target.name
+                ),
+            );
+        }
+        if let Some(declared) = data.shape.get(1)
+            && let Ok(n) = declared.parse::<usize>()
+            && n != matrix.ncols()
+        {
+            return data_error(
+                "hfc::data::shape_mismatch",
+                &format!(
+                    "{}: axis 2 has {} entries, but `{}` is declared [{}]",
+                    input_path.display(),
+                    matrix.ncols(),
+                    data.name,
+                    data.shape.join(", ")
+                ),
+            );
+        }
+        inputs.push((buf, cols_dim, matrix, data.name.clone(), input_path));
+    }
+    // The solver's factor heights: the data's (U * V'), or (d, c) for a network.
+    let extent = |dim: hfc_runtime::kir::DimId| {
+        if dim == lowered.data_dims.0 {
+            rows
+        } else if dim == lowered.data_dims.1 {
+            cols
+        } else {
+            inputs
+                .iter()
+                .find(|input| input.1 == dim)
+                .map_or(0, |input| input.2.ncols())
+        }
+    };
+    let (factor_rows, factor_cols) = (extent(lowered.factor_dims.0), extent(lowered.factor_dims.1));
+
     // Binds the data's extents and values to a back end (the run's, and for the GPU the
     // interpreter that recomputes its certificate in f64).
     let bind_data = |backend: &mut dyn Backend, value: Value| {
         let (m_dim, n_dim) = lowered.data_dims;
         backend.bind_dim(m_dim, rows);
         backend.bind_dim(n_dim, cols);
+        for (buf, dim, matrix, _, _) in &inputs {
+            backend.bind_dim(*dim, matrix.ncols());
+            if let Err(e) = backend.set(*buf, Value::Matrix(matrix.clone())) {
+                eprintln!("error: internal compiler error: {e}");
+                return Err(EXIT_INTERNAL);
+            }
+        }
         for (k, dim) in program.dims.iter().enumerate() {
             if dim.kind == DimKind::Observed {
                 backend.bind_dim(hfc_runtime::kir::DimId(k as u32), nnz.unwrap_or(0));
@@ -439,7 +506,13 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
         ..options.clone()
     };
     let mut machine = Machine::new(program, backend.as_mut());
-    let solved = solve::solve(&mut machine, rows, cols, &backend_options, &mut progress);
+    let solved = solve::solve(
+        &mut machine,
+        factor_rows,
+        factor_cols,
+        &backend_options,
+        &mut progress,
+    );
     let (backend_name, backend_info) = (machine.backend_name(), machine.backend_info());
     let solution = match solved {
         Ok(s) => s,
@@ -464,8 +537,8 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
             let mut cpu_machine = Machine::new(program, &mut cpu);
             let certified = match certify::certify(
                 &mut cpu_machine,
-                rows,
-                cols,
+                factor_rows,
+                factor_cols,
                 &solution,
                 &options,
                 &mut progress,
@@ -522,7 +595,8 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
     let certificate = match (solution.converged(), program.plan.polar_exact) {
         // A fixed size's optimum, but the size itself is not limited: no certificate.
         _ if fixed_rate_dropout => "none",
-        (true, true) => "exact",
+        (true, true) if solution.polar_note.is_none() => "exact",
+        (true, true) => "heuristic",
         (true, false) => "heuristic",
         (false, _) => "none",
     };
@@ -560,6 +634,12 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
             "shape": [rows, cols],
             "observed_entries": nnz,
         },
+        "inputs": inputs.iter().map(|(_, _, matrix, name, file)| json!({
+            "name": name,
+            "file": file.display().to_string(),
+            "shape": [matrix.nrows(), matrix.ncols()],
+        })).collect::<Vec<_>>(),
+        "polar_note": solution.polar_note,
         "factors": factor_files.iter().map(|(name, a)| json!({
             "name": name,
             "file": format!("{name}.npy"),

@@ -466,3 +466,82 @@ fn dropout_reports_its_closed_form_and_the_fixed_rate_its_split() {
         stderr(&out)
     );
 }
+
+fn read_npy(path: &Path) -> ndarray::Array2<f64> {
+    use ndarray_npy::ReadNpyExt;
+    let file = std::fs::File::open(path).expect("npy written");
+    ndarray::Array2::<f64>::read_npy(file).expect("an f64 matrix")
+}
+
+/// The ReLU example is certified (d = 2: exact polar), and `hfc predict` applies the fitted
+/// factors to inputs: on the training inputs it reproduces relu(X W1) W2ᵀ computed here.
+#[test]
+fn relu_example_is_certified_and_predict_applies_the_network() {
+    let out_dir = temp_dir("relu");
+    let out = hfc(&[
+        "run",
+        "examples/relu_net.hfm",
+        "--out",
+        out_dir.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let r = report(&out_dir);
+    assert_eq!(r["certificate"], "exact");
+    assert_eq!(r["polar_solver"], "relu_patterns");
+    assert_eq!(r["inputs"][0]["shape"], serde_json::json!([200, 2]));
+    assert!(r["loss"].as_f64().expect("number") <= 1e-6);
+
+    let prediction = out_dir.join("fitted.npy");
+    let out = hfc(&[
+        "predict",
+        "examples/relu_net.hfm",
+        "--factors",
+        out_dir.to_str().expect("utf-8"),
+        "--input",
+        "examples/X.npy",
+        "--out",
+        prediction.to_str().expect("utf-8"),
+        "--json",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
+    assert_eq!(printed["shape"], serde_json::json!([200, 1]));
+    let x = read_npy(&repo().join("examples/X.npy"));
+    let w1 = read_npy(&out_dir.join("W1.npy"));
+    let w2 = read_npy(&out_dir.join("W2.npy"));
+    let expected = x.dot(&w1).mapv(|a| a.max(0.0)).dot(&w2.t());
+    let got = read_npy(&prediction);
+    let error = (&got - &expected)
+        .iter()
+        .fold(0.0f64, |m, e| m.max(e.abs()));
+    assert!(error <= 1e-12, "prediction differs by {error}");
+
+    // Wrong inputs, a missing factor and a model without inputs: usage errors (exit 2).
+    for (args, message) in [
+        (
+            vec!["examples/relu_net.hfm", "--input", "examples/Y.npy"],
+            "one per input feature",
+        ),
+        (
+            vec!["examples/lowrank.hfm", "--input", "examples/X.npy"],
+            "has no input data",
+        ),
+    ] {
+        let mut full = vec!["predict"];
+        full.extend(args);
+        full.extend(["--factors", out_dir.to_str().expect("utf-8")]);
+        let out = hfc(&full);
+        assert_eq!(code(&out), 2, "{}", stderr(&out));
+        assert!(stderr(&out).contains(message), "{}", stderr(&out));
+    }
+    let out = hfc(&[
+        "predict",
+        "examples/relu_net.hfm",
+        "--factors",
+        "/nonexistent-hfc-factors",
+        "--input",
+        "examples/X.npy",
+    ]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("W1.npy"), "{}", stderr(&out));
+}

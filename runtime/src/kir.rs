@@ -100,6 +100,8 @@ pub enum Unary {
     Softplus,
     /// x log x, with 0 log 0 = 0.
     XLogX,
+    /// 1 where x > 0, else 0 (NaN gives 0): the derivative of relu, with relu'(0) = 0.
+    Step,
 }
 
 impl Unary {
@@ -115,6 +117,7 @@ impl Unary {
             Unary::Sigmoid => "sigmoid",
             Unary::Softplus => "softplus",
             Unary::XLogX => "xlogx",
+            Unary::Step => "step",
         }
     }
 
@@ -141,6 +144,13 @@ impl Unary {
                     0.0
                 } else {
                     x * x.ln()
+                }
+            }
+            Unary::Step => {
+                if x > 0.0 {
+                    1.0
+                } else {
+                    0.0
                 }
             }
         }
@@ -507,10 +517,13 @@ pub enum Role {
     ProxLeft,
     /// `right = prox(step_right, prox_weights)` column by column.
     ProxRight,
+    /// Networks: the forward pass into the prediction only (`hfc predict`); optional.
+    Predict,
 }
 
 impl Role {
-    /// Every role, in the order kernels are listed.
+    /// Every role a matrix program has, in the order kernels are listed (see
+    /// [`Plan::required_roles`]).
     pub const ALL: [Role; 14] = [
         Role::Setup,
         Role::Value,
@@ -545,6 +558,7 @@ impl Role {
             Role::GaugeRight => "gauge_right",
             Role::ProxLeft => "prox_left",
             Role::ProxRight => "prox_right",
+            Role::Predict => "predict",
         }
     }
 }
@@ -586,6 +600,32 @@ pub enum Slot {
     Dual,
     /// ‖P_obs(u vᵀ)‖² (scalar).
     Curvature,
+    /// Networks: the input data X `[N, d]` (the ReLU polar reads it).
+    Features,
+    /// Networks: ∇ℓ at the outputs `[N, c]` after `Residual` (the ReLU polar reads it).
+    OutputGrad,
+    /// Networks: XᵀX `[d, d]`, written by `Setup` (see [`Lipschitz::InputTimesOtherGram`]).
+    InputGram,
+    /// Networks: the Gram `[r, r]` of the last layer's features, written by `GradRight` (see
+    /// [`Lipschitz::BlockGram`]).
+    BlockGram,
+    /// Networks: the prediction `[N, c]` written by `Predict`.
+    Prediction,
+}
+
+/// How a block's step size 1/L is bounded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lipschitz {
+    /// `L = β·λ_max(otherᵀother)`: the map is linear in the block, with the other factor's
+    /// columns as features (matrices).
+    OtherGram,
+    /// `L = β·λ_max(Slot::BlockGram)` from the block's gradient kernel: the features depend
+    /// on the other factor (a network's last layer, `HᵀH` with `H = relu(X W₁)`).
+    BlockGram,
+    /// `L = β·λ_max(XᵀX)·λ_max(otherᵀother)`: a network's first layer. The bound holds within
+    /// one activation pattern only, so the step backtracks (L doubles until the quadratic
+    /// upper bound holds).
+    InputTimesOtherGram,
 }
 
 /// Which polar solver the plan asks for.
@@ -604,6 +644,9 @@ pub enum PolarSolver {
     /// Alternating maximization of uᵀ(−∇ℓ)v over the gauge balls (exact linear maximization
     /// per block) from several seeded starts: a local method.
     Alternating,
+    /// Two-layer ReLU networks: `max_{‖w‖≤1} ‖Zᵀ relu(X w)‖₂` by enumerating the activation
+    /// patterns (exact for input dimension ≤ 3 under a cell cap), pattern iteration otherwise.
+    ReluPatterns,
 }
 
 impl PolarSolver {
@@ -616,6 +659,7 @@ impl PolarSolver {
             PolarSolver::MaxRowNorm => "max_row_norm",
             PolarSolver::MaxColumnNorm => "max_column_norm",
             PolarSolver::Alternating => "alternating",
+            PolarSolver::ReluPatterns => "relu_patterns",
         }
     }
 }
@@ -669,6 +713,8 @@ pub struct Plan {
     pub polar_exact: bool,
     /// Seeded starts of local polar solvers.
     pub polar_starts: u64,
+    /// The step-size rule of each block (left, right).
+    pub lipschitz: [Lipschitz; 2],
     /// The solver's buffers, by slot.
     pub slots: Vec<(Slot, BufId)>,
     /// The kernel of each role.
@@ -697,6 +743,7 @@ impl Plan {
             polar: PolarSolver::TopSingular,
             polar_exact: true,
             polar_starts: 1,
+            lipschitz: [Lipschitz::OtherGram; 2],
             slots: Vec::new(),
             roles: Vec::new(),
         }
@@ -710,6 +757,18 @@ impl Plan {
     /// The kernel of a role.
     pub fn kernel(&self, role: Role) -> Option<KernelId> {
         self.roles.iter().find(|(r, _)| *r == role).map(|(_, k)| *k)
+    }
+
+    /// The roles the solver runs with this plan: products with −∇ℓ only for the polar
+    /// solvers that use them (the ReLU polar reads X and ∇ℓ instead).
+    pub fn required_roles(&self) -> Vec<Role> {
+        Role::ALL
+            .into_iter()
+            .filter(|role| {
+                self.polar != PolarSolver::ReluPatterns
+                    || !matches!(role, Role::ApplyNegGrad | Role::ApplyNegGradT)
+            })
+            .collect()
     }
 }
 
@@ -894,6 +953,13 @@ impl fmt::Display for Program {
             )?,
         }
         writeln!(f, "    g_left = {}", plan.gauge_left)?;
+        if plan.lipschitz != [Lipschitz::OtherGram; 2] {
+            writeln!(
+                f,
+                "    steps: left {:?}, right {:?}",
+                plan.lipschitz[0], plan.lipschitz[1]
+            )?;
+        }
         writeln!(f, "    g_right = {}", plan.gauge_right)?;
         writeln!(
             f,

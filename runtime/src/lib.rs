@@ -22,6 +22,7 @@ pub mod kir;
 pub mod linalg;
 pub mod machine;
 pub mod polar;
+pub mod relu_polar;
 pub mod report;
 pub mod solve;
 pub mod synth;

@@ -29,6 +29,9 @@ pub struct Polar {
     pub residual: Option<f64>,
     /// Products with Z or Zᵀ used.
     pub products: usize,
+    /// Set when a solver the plan calls exact fell back on a local method this time (the
+    /// ReLU enumeration above its cap): why. The value is then only a lower bound.
+    pub heuristic_note: Option<String>,
 }
 
 /// Standard normal samples (Box–Muller) from a seeded generator.
@@ -77,6 +80,7 @@ pub fn solve(
             tol,
             &mut rng,
         ),
+        PolarSolver::ReluPatterns => relu_patterns(machine, &plan, seed),
     }
 }
 
@@ -167,6 +171,7 @@ fn lanczos(
             pairs: Vec::new(),
             residual: Some(0.0),
             products,
+            heuristic_note: None,
         });
     };
     let mut pairs = Vec::new();
@@ -191,6 +196,7 @@ fn lanczos(
         pairs,
         residual: Some(residual),
         products,
+        heuristic_note: None,
     })
 }
 
@@ -211,6 +217,7 @@ fn extreme_points(z: &Array2<f64>, left: &Gauge, right: &Gauge) -> Polar {
                 pairs: Vec::new(),
                 residual: None,
                 products: 0,
+                heuristic_note: None,
             };
         }
     };
@@ -235,6 +242,7 @@ fn extreme_points(z: &Array2<f64>, left: &Gauge, right: &Gauge) -> Polar {
             pairs: Vec::new(),
             residual: None,
             products: 0,
+            heuristic_note: None,
         };
     };
     let n_ext = z.len_of(axis);
@@ -246,6 +254,7 @@ fn extreme_points(z: &Array2<f64>, left: &Gauge, right: &Gauge) -> Polar {
         pairs: vec![(u, v, val)],
         residual: None,
         products: 0,
+        heuristic_note: None,
     }
 }
 
@@ -304,12 +313,49 @@ fn alternating(
             pairs: vec![p],
             residual: None,
             products,
+            heuristic_note: None,
         },
         None => Polar {
             value: 0.0,
             pairs: Vec::new(),
             residual: None,
             products,
+            heuristic_note: None,
+        },
+    })
+}
+
+/// The two-layer ReLU polar `max_{‖w‖≤1} ‖Zᵀ relu(X w)‖₂` with Z = −∇ℓ at the outputs, on the
+/// host from the input data and the output gradient the `Residual` kernel wrote. Warm starts:
+/// the current first-layer columns.
+fn relu_patterns(
+    machine: &mut Machine<'_>,
+    plan: &crate::kir::Plan,
+    seed: u64,
+) -> Result<Polar, ExecError> {
+    let x = machine.matrix(Slot::Features)?;
+    let z = -machine.matrix(Slot::OutputGrad)?;
+    let warm: Vec<Array1<f64>> = match machine.matrix(Slot::Left) {
+        Ok(w1) => w1.axis_iter(Axis(1)).map(|c| c.to_owned()).collect(),
+        Err(_) => Vec::new(),
+    };
+    let found = crate::relu_polar::relu_polar(
+        x.view(),
+        z.view(),
+        plan.polar_starts.max(1) as usize,
+        seed,
+        &warm,
+    )
+    .map_err(|e| ExecError::Backend(e.to_string()))?;
+    Ok(Polar {
+        value: found.value,
+        pairs: vec![(found.w, found.v, found.value)],
+        residual: None,
+        products: 0,
+        heuristic_note: if found.exact {
+            None
+        } else {
+            found.note.or(Some("heuristic".into()))
         },
     })
 }

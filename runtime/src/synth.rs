@@ -68,7 +68,33 @@ impl Synth {
         }
         Observed::from_triplets(y.nrows(), y.ncols(), entries)
     }
+
+    /// A planted two-layer ReLU teacher in the plane: `n` inputs uniform on [−1, 1]², and
+    /// outputs `Σₖ aₖ relu(xᵀwₖ)` for neurons at the given angles (radians, each moved by up
+    /// to ±0.2 at random) with outer weights `aₖ`. Returns (X `[n, 2]`, Y `[n, 1]`, the
+    /// first-layer directions `[2, k]`).
+    pub fn relu_teacher(
+        &mut self,
+        n: usize,
+        neurons: &[(f64, f64)],
+    ) -> (Array2<f64>, Array2<f64>, Array2<f64>) {
+        let x = Array2::from_shape_fn((n, 2), |_| 2.0 * self.uniform() - 1.0);
+        let mut y = Array2::zeros((n, 1));
+        let mut directions = Array2::zeros((2, neurons.len()));
+        for (k, &(angle, weight)) in neurons.iter().enumerate() {
+            let angle = angle + 0.4 * (self.uniform() - 0.5);
+            let w = ndarray::array![angle.cos(), angle.sin()];
+            let hidden = x.dot(&w).mapv(|a| a.max(0.0));
+            y.column_mut(0).scaled_add(weight, &hidden);
+            directions.column_mut(k).assign(&w);
+        }
+        (x, y, directions)
+    }
 }
+
+/// The teacher of the ReLU examples and tests: three neurons at 0.3, 2.2 and 4.1 rad with
+/// outer weights 1, −0.8 and 1.2.
+pub const RELU_TEACHER: [(f64, f64); 3] = [(0.3, 1.0), (2.2, -0.8), (4.1, 1.2)];
 
 /// Observed entries as a Matrix Market coordinate file.
 pub fn to_matrix_market(o: &Observed) -> String {

@@ -4,7 +4,7 @@
 //! (the lowering produced a bad program), never a user error: the CLI reports it as an
 //! internal error.
 
-use crate::kir::{BufId, BufferKind, DimId, Expr, Program, Role, Slot, Stmt};
+use crate::kir::{BufId, BufferKind, DimId, Expr, Program, Slot, Stmt};
 
 /// What is wrong with a program.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -48,7 +48,7 @@ pub fn validate(program: &Program) -> Result<(), ValidationError> {
             ));
         }
     }
-    for role in Role::ALL {
+    for role in program.plan.required_roles() {
         match program.plan.kernel(role) {
             Some(k) if (k.0 as usize) < program.kernels.len() => {}
             _ => {

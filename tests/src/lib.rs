@@ -160,6 +160,19 @@ pub fn solve_with(
     data: hfc_runtime::Value,
     options: &hfc_runtime::solve::Options,
 ) -> Result<Solved, String> {
+    solve_with_inputs(kind, text, overrides, data, &[], options)
+}
+
+/// [`solve_with`] for a map that reads other data too (a network's input X): `inputs` are
+/// bound in the order of `Lowered::inputs`.
+pub fn solve_with_inputs(
+    kind: BackendKind,
+    text: &str,
+    overrides: &[(&str, f64)],
+    data: hfc_runtime::Value,
+    inputs: &[ndarray::Array2<f64>],
+    options: &hfc_runtime::solve::Options,
+) -> Result<Solved, String> {
     use hfc_runtime::Backend;
     let lowered = lower_text(text, overrides)?;
     let program = lowered.program.clone();
@@ -186,8 +199,26 @@ pub fn solve_with(
     backend
         .set(lowered.target.1, data)
         .map_err(|e| e.to_string())?;
+    if inputs.len() != lowered.inputs.len() {
+        return Err(format!(
+            "the model reads {} input(s), {} given",
+            lowered.inputs.len(),
+            inputs.len()
+        ));
+    }
+    // The factors' heights: the data's, or the input's columns for a network's first layer.
+    let mut factor_rows = rows;
+    for (&(_, buf, (_, cols_dim)), x) in lowered.inputs.iter().zip(inputs) {
+        backend.bind_dim(cols_dim, x.ncols());
+        backend
+            .set(buf, hfc_runtime::Value::Matrix(x.clone()))
+            .map_err(|e| e.to_string())?;
+        if lowered.factor_dims.0 == cols_dim {
+            factor_rows = x.ncols();
+        }
+    }
     let mut machine = hfc_runtime::machine::Machine::new(&program, backend.as_mut());
-    let solution = hfc_runtime::solve::solve(&mut machine, rows, cols, options, &mut |_| {})
+    let solution = hfc_runtime::solve::solve(&mut machine, factor_rows, cols, options, &mut |_| {})
         .map_err(|e| e.to_string())?;
     Ok(Solved { lowered, solution })
 }

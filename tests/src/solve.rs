@@ -369,3 +369,34 @@ fn fixed_rate_dropout_without_a_size_is_refused() {
     let error = hfc_tests::lower_text(&dropout_model("", 0), &[]).expect_err("refused");
     assert!(error.contains("does not limit the size"), "{error}");
 }
+
+const RELU_NET: &str = "model relu_net {
+    param lambda = 1e-3;
+    data X : [N, d];
+    data Y : [N, c];
+    factor W1 : [d, r]; factor W2 : [c, r];
+    fit Y ~ relu(X * W1) * W2';
+    loss squared;
+    reg lambda * sum(i) norm2(W1[:, i]) * norm2(W2[:, i]);
+}";
+
+#[test]
+fn relu_teacher_is_fitted_with_an_exact_polar_certificate() {
+    let (x, y, _) = Synth::new(1).relu_teacher(200, &hfc_runtime::synth::RELU_TEACHER);
+    let solved = hfc_tests::solve_with_inputs(
+        hfc_tests::BackendKind::Interp,
+        RELU_NET,
+        &[],
+        Value::Matrix(y),
+        &[x],
+        &options(1e-8),
+    )
+    .expect("solves");
+    let s = &solved.solution;
+    assert_eq!(s.stop, Stop::Optimal);
+    assert_eq!(s.rank(), 3, "the teacher's three neurons");
+    assert!(s.polar_note.is_none(), "d = 2: the enumeration is exact");
+    assert!(s.loss <= 1e-6, "training loss {}", s.loss);
+    assert!(s.polar_value <= 1e-3 * (1.0 + 1e-8));
+    assert!(s.relative_gap.expect("exact polar: a gap") <= 1e-6);
+}

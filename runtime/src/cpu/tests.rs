@@ -188,7 +188,8 @@ fn random_expr(rng: &mut ChaCha8Rng, arrays: &[BufId], scalars: &[BufId], depth:
         };
     }
     let a = random_expr(rng, arrays, scalars, depth - 1);
-    match rng.random_range(0..15u32) {
+    match rng.random_range(0..16u32) {
+        15 => a.un(Unary::Step),
         0 => a.un(Unary::Neg),
         1 => a.un(Unary::Abs),
         2 => a.un(Unary::Square),

@@ -58,7 +58,7 @@ fn unary_helper(op: Unary) -> Option<&'static str> {
         Unary::Sigmoid => Some("hfc_sigmoid"),
         Unary::Softplus => Some("hfc_softplus"),
         Unary::XLogX => Some("hfc_xlogx"),
-        Unary::Neg | Unary::Abs | Unary::Square | Unary::Sqrt => None,
+        Unary::Neg | Unary::Abs | Unary::Square | Unary::Sqrt | Unary::Step => None,
     }
 }
 
@@ -646,7 +646,7 @@ impl<'a> KernelTranslator<'a> {
             }
             Expr::Unary(op, a) => {
                 let x = self.translate_expr(a, index, width, scalars)?;
-                self.translate_unary(*op, x)?
+                self.translate_unary(*op, x, width)?
             }
             Expr::Binary(op, a, b) => {
                 let x = self.translate_expr(a, index, width, scalars)?;
@@ -656,9 +656,34 @@ impl<'a> KernelTranslator<'a> {
         })
     }
 
-    fn translate_unary(&mut self, op: Unary, x: Value) -> Result<Value, CodegenError> {
+    fn translate_unary(
+        &mut self,
+        op: Unary,
+        x: Value,
+        width: Width,
+    ) -> Result<Value, CodegenError> {
+        if op == Unary::Step {
+            // x > 0 ? 1 : 0 (an unordered compare is false, so NaN gives 0).
+            let (mut zero, mut one) = (self.fconst(0.0), self.fconst(1.0));
+            if width == Width::Vector {
+                (zero, one) = (self.splat(zero), self.splat(one));
+            }
+            let positive = self.builder.ins().fcmp(FloatCC::GreaterThan, x, zero);
+            return Ok(match width {
+                Width::Scalar => self.builder.ins().select(positive, one, zero),
+                Width::Vector => {
+                    let ty = self.vector();
+                    let mask = self
+                        .builder
+                        .ins()
+                        .bitcast(ty, MemFlagsData::new(), positive);
+                    self.builder.ins().bitselect(mask, one, zero)
+                }
+            });
+        }
         let ins = self.builder.ins();
         Ok(match op {
+            Unary::Step => unreachable!("handled above"),
             Unary::Neg => ins.fneg(x),
             Unary::Abs => ins.fabs(x),
             Unary::Square => ins.fmul(x, x),

@@ -326,7 +326,8 @@ fn maps_and_sums_match_the_interpreter() {
             .plus(a().un(Unary::XLogX))
             .plus(xs().bin(Binary::Div, Expr::buf(t).plus(Expr::c(2.0))))
             .plus(xs().bin(Binary::Min, Expr::c(0.25)).un(Unary::Neg))
-            .plus(xs().bin(Binary::Max, Expr::buf(s)));
+            .plus(xs().bin(Binary::Max, Expr::buf(s)))
+            .plus(xs().minus(Expr::c(0.1)).un(Unary::Step));
         let program = b.kernel(vec![
             Stmt::Map {
                 dst: out,

@@ -371,6 +371,7 @@ impl<'p> Gen<'p> {
                     Unary::Sigmoid => self.call(Helper::Sigmoid, &a),
                     Unary::Softplus => self.call(Helper::Softplus, &a),
                     Unary::XLogX => self.call(Helper::XLogX, &a),
+                    Unary::Step => format!("select(T(0), T(1), {a} > T(0))"),
                 }
             }
             Expr::Binary(op, a, b) => {

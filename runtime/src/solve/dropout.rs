@@ -162,6 +162,7 @@ pub(super) fn solve(
         machine,
         weight: 0.0,
         smoothness: plan.smoothness,
+        input_norm_sq: 0.0,
     };
     state.machine.run(Role::Setup)?;
     let mut sweeper = Sweep {
@@ -370,6 +371,7 @@ pub(super) fn solve(
         seconds_polar,
         history,
         dropout: Some(summary),
+        polar_note: None,
     })
 }
 

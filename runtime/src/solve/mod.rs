@@ -24,7 +24,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::backend::ExecError;
-use crate::kir::{PolarSolver, Regularization, Role, Slot};
+use crate::kir::{Lipschitz, PolarSolver, Regularization, Role, Slot};
 use crate::linalg;
 use crate::machine::Machine;
 use crate::polar::{self, Polar};
@@ -142,6 +142,9 @@ pub struct Solution {
     pub history: Vec<Record>,
     /// Dropout's numbers (dropout regularizers only).
     pub dropout: Option<DropoutSummary>,
+    /// Why the last polar value is heuristic although the plan's solver is exact (the ReLU
+    /// enumeration above its cap); `None` otherwise.
+    pub polar_note: Option<String>,
 }
 
 /// What a dropout run adds to its [`Solution`].
@@ -191,6 +194,8 @@ pub enum SolveError {
 /// The kernels and buffers of one factor's block step.
 #[derive(Clone, Copy)]
 struct Block {
+    /// 0 for the left factor, 1 for the right (indexes `Plan::lipschitz`).
+    index: usize,
     grad_role: Role,
     grad_slot: Slot,
     other_gauge_role: Role,
@@ -202,6 +207,7 @@ struct Block {
 
 impl Block {
     const LEFT: Block = Block {
+        index: 0,
         grad_role: Role::GradLeft,
         grad_slot: Slot::GradLeft,
         other_gauge_role: Role::GaugeRight,
@@ -211,6 +217,7 @@ impl Block {
         factor_slot: Slot::Left,
     };
     const RIGHT: Block = Block {
+        index: 1,
         grad_role: Role::GradRight,
         grad_slot: Slot::GradRight,
         other_gauge_role: Role::GaugeLeft,
@@ -225,6 +232,8 @@ struct State<'m, 'p> {
     machine: &'m mut Machine<'p>,
     weight: f64,
     smoothness: f64,
+    /// λ_max(XᵀX) for [`Lipschitz::InputTimesOtherGram`] (read once after `Setup`).
+    input_norm_sq: f64,
 }
 
 impl State<'_, '_> {
@@ -267,17 +276,54 @@ impl State<'_, '_> {
     ) -> Result<Array2<f64>, ExecError> {
         self.machine.run(block.grad_role)?;
         let grad = self.machine.matrix(block.grad_slot)?;
-        let gram = linalg::gemm(other.view(), true, other.view(), false, 1.0);
-        let lipschitz = (self.smoothness * linalg::largest_eigenvalue(gram.view())).max(1e-300);
+        let rule = self.machine.plan().lipschitz[block.index];
+        let other_gram = || {
+            let gram = linalg::gemm(other.view(), true, other.view(), false, 1.0);
+            linalg::largest_eigenvalue(gram.view())
+        };
+        let curvature = match rule {
+            Lipschitz::OtherGram => other_gram(),
+            Lipschitz::BlockGram => {
+                linalg::largest_eigenvalue(self.machine.matrix(Slot::BlockGram)?.view())
+            }
+            Lipschitz::InputTimesOtherGram => self.input_norm_sq * other_gram(),
+        };
+        let mut lipschitz = (self.smoothness * curvature).max(1e-300);
+        // The loss where the step starts (the gradient kernel computed it) for backtracking.
+        let backtrack = rule == Lipschitz::InputTimesOtherGram;
+        let loss_from = if backtrack {
+            self.machine.scalar(Slot::Loss)?
+        } else {
+            0.0
+        };
         self.machine.run(block.other_gauge_role)?;
-        let weights = self.machine.vector(block.other_gauge_slot)? * (self.weight / lipschitz);
-        let mut start = from.clone();
-        start.scaled_add(-1.0 / lipschitz, &grad);
-        self.machine.set_matrix(block.step_slot, start)?;
-        self.machine
-            .set(Slot::ProxWeights, Value::Vector(weights))?;
-        self.machine.run(block.prox_role)?;
-        self.machine.matrix(block.factor_slot)
+        let gauges = self.machine.vector(block.other_gauge_slot)?;
+        for _ in 0..60 {
+            let weights = &gauges * (self.weight / lipschitz);
+            let mut start = from.clone();
+            start.scaled_add(-1.0 / lipschitz, &grad);
+            self.machine.set_matrix(block.step_slot, start)?;
+            self.machine
+                .set(Slot::ProxWeights, Value::Vector(weights))?;
+            self.machine.run(block.prox_role)?;
+            let next = self.machine.matrix(block.factor_slot)?;
+            if !backtrack {
+                return Ok(next);
+            }
+            // Accept when ℓ(next) ≤ ℓ(from) + ⟨∇, Δ⟩ + L/2 ‖Δ‖² (the bound that makes the
+            // prox step descend); an activation pattern that changed can break it.
+            self.machine.run(Role::Value)?;
+            let loss_next = self.machine.scalar(Slot::Loss)?;
+            let delta = &next - from;
+            let bound =
+                loss_from + (&grad * &delta).sum() + 0.5 * lipschitz * (&delta * &delta).sum();
+            if loss_next <= bound + 1e-12 * loss_from.abs() {
+                return Ok(next);
+            }
+            lipschitz *= 2.0;
+            self.machine.set_matrix(block.factor_slot, from.clone())?;
+        }
+        Ok(from.clone())
     }
 
     /// A prox-gradient step on U from `u_from` with V fixed; returns the new U.
@@ -370,8 +416,13 @@ pub fn solve_from(
         machine,
         weight,
         smoothness: plan.smoothness,
+        input_norm_sq: 0.0,
     };
     state.machine.run(Role::Setup)?;
+    if plan.lipschitz.contains(&Lipschitz::InputTimesOtherGram) {
+        state.input_norm_sq =
+            linalg::largest_eigenvalue(state.machine.matrix(Slot::InputGram)?.view());
+    }
     let interrupted = || {
         options
             .interrupt
@@ -434,6 +485,7 @@ pub fn solve_from(
     let mut last_polar = 0.0;
     let mut last_residual = None;
     let mut gap = None;
+    let mut polar_note = None;
     let stop;
     history.push(Record {
         iteration: 0,
@@ -538,7 +590,8 @@ pub fn solve_from(
         };
         last_polar = polar.value / plan.scale;
         last_residual = polar.residual;
-        gap = if plan.polar_exact {
+        polar_note.clone_from(&polar.heuristic_note);
+        gap = if plan.polar_exact && polar.heuristic_note.is_none() {
             // The residual kernel ran at this point (for the polar, or at W = 0 above).
             let s_dual = if polar.value > weight {
                 weight / polar.value
@@ -672,5 +725,6 @@ pub fn solve_from(
         seconds_polar,
         history,
         dropout: None,
+        polar_note,
     })
 }

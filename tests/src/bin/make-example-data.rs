@@ -34,4 +34,8 @@ fn main() {
     let noise = s.normal(50, 40).mapv(f64::abs);
     y.scaled_add(0.01, &noise);
     write_npy(&dir.join("faces.npy"), &y);
+    // relu_net: a three-neuron ReLU teacher on 200 points of the plane.
+    let (x, y, _) = Synth::new(5).relu_teacher(200, &synth::RELU_TEACHER);
+    write_npy(&dir.join("X.npy"), &x);
+    write_npy(&dir.join("relu_Y.npy"), &y);
 }

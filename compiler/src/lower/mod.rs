@@ -15,8 +15,8 @@
 
 use hfc_grammar::Span;
 use hfc_runtime::kir::{
-    BufId, Buffer, BufferKind, Dim, DimId, DimKind, Expr, Gauge, GaugeAtom, Kernel, KernelId, Plan,
-    PolarSolver, Program, Regularization, Role, Slot, Stmt, Unary,
+    BufId, Buffer, BufferKind, Dim, DimId, DimKind, Expr, Gauge, GaugeAtom, Kernel, KernelId,
+    Lipschitz, Plan, PolarSolver, Program, Regularization, Role, Slot, Stmt, Unary,
 };
 
 use crate::catalog::{self, PolarOracle};
@@ -35,6 +35,13 @@ pub struct Lowered {
     pub observed: bool,
     /// The data dimensions (rows, columns).
     pub data_dims: (DimId, DimId),
+    /// Other data the map reads (a network's input X): index into the model's `data`, its
+    /// buffer and its dimensions (rows, columns). The rows of a network's input are the
+    /// target's rows (the same dimension).
+    pub inputs: Vec<(usize, BufId, (DimId, DimId))>,
+    /// The dimensions of the factors' rows (left, right): the data's for `U * V'`, (d, c)
+    /// for a network; the solver's `rows` and `cols`.
+    pub factor_dims: (DimId, DimId),
     /// The left and right factors (indices into the model's `factors`).
     pub factors: (usize, usize),
 }
@@ -51,8 +58,9 @@ fn unsupported(model: &ir::Model, span: Span, what: &str, help: &str) -> Box<Dia
         .with_help(help.to_string())
         .with_note(
             "the runtime runs matrix factorizations `U * V'` with a product of column gauges \
-             (ℓ1, ℓ2, ℓ∞, TV, sums of them, nonnegativity); `hfc explain` still derives the \
-             convex problem of this model",
+             (ℓ1, ℓ2, ℓ∞, TV, sums of them, nonnegativity) or dropout, and two-layer ReLU \
+             networks with ℓ2 · ℓ2; `hfc explain` still derives the convex problem of this \
+             model",
         ),
     )
 }
@@ -98,6 +106,8 @@ fn dropout_regularization(
         adaptive,
     })
 }
+
+mod network;
 
 struct Builder {
     dims: Vec<Dim>,
@@ -211,14 +221,40 @@ fn dense_curvature(bld: &mut Builder, u: BufId, v: BufId, curvature: BufId) {
 
 /// Lowers a model the runtime can run.
 pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box<Diagnostic>> {
-    let Map::Matrix { left, right } = model.map else {
+    // The two factors the solver alternates over, and a network's input data.
+    let (left, right, network_input) = match &model.map {
+        Map::Matrix { left, right } => (*left, *right, None),
+        Map::Network {
+            input,
+            layers,
+            activation: Some("relu"),
+        } if layers.len() == 2 => (layers[0], layers[1], Some(*input)),
+        Map::Network { .. } => {
+            return Err(unsupported(
+                model,
+                model.map_span,
+                "only two-layer ReLU networks `relu(X * W1) * W2'` run",
+                "deeper parallel networks and other activations come with a later release; \
+                 `hfc check` and `hfc explain` work now",
+            ));
+        }
+        _ => {
+            return Err(unsupported(
+                model,
+                model.map_span,
+                "the map is not a matrix factorization `U * V'` or a two-layer ReLU network",
+                "CP tensors come with a later release; `hfc explain` works now",
+            ));
+        }
+    };
+    if network_input.is_some() && model.loss.observed {
         return Err(unsupported(
             model,
             model.map_span,
-            "the map is not a matrix factorization `U * V'`",
-            "CP tensors and networks come with the next runtime release; `hfc explain` works now",
+            "a network fitted on observed entries",
+            "fit every output: `loss squared;` or `loss logistic;`",
         ));
-    };
+    }
     let regularization = match model.reg.form {
         RegForm::Dropout { p, adaptive } => dropout_regularization(model, p, adaptive)?,
         _ => Regularization::ProductOfGauges,
@@ -304,6 +340,7 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
         Some(PolarOracle::NonnegativePower | PolarOracle::AlternatingProx) => {
             PolarSolver::Alternating
         }
+        Some(PolarOracle::ReluPatterns) if network_input.is_some() => PolarSolver::ReluPatterns,
         _ => {
             return Err(unsupported(
                 model,
@@ -327,6 +364,15 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
             }
         }
     }
+    let plain_l2 = |g: &Gauge| g.terms == [(1.0, GaugeAtom::L2)] && !g.nonneg;
+    if polar == PolarSolver::ReluPatterns && !(plain_l2(&gauge_left) && plain_l2(&gauge_right)) {
+        return Err(unsupported(
+            model,
+            model.map_span,
+            "a network regularizer other than a product of ℓ2 norms",
+            "write `lambda * sum(i) norm2(W1[:, i]) * norm2(W2[:, i])`",
+        ));
+    }
     if scale <= 0.0 || !scale.is_finite() {
         scale = 1.0;
     }
@@ -349,6 +395,19 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
     );
     let m = bld.dim(&m_name, DimKind::Data);
     let n = bld.dim(&n_name, DimKind::Data);
+    // A network's first layer has one row per input feature: X : [N, d].
+    let network = network_input.map(|input| {
+        let d_name = model.data[input]
+            .shape
+            .get(1)
+            .cloned()
+            .unwrap_or_else(|| "d".into());
+        (input, bld.dim(&d_name, DimKind::Data))
+    });
+    let (u_rows, v_rows) = match network {
+        Some((_, d)) => (d, n),
+        None => (m, n),
+    };
     let r = bld.dim(&model.size_index, DimKind::Rank);
     let p = bld.dim("p", DimKind::Probe);
     let scalar = |bld: &mut Builder, name: &str, kind| bld.buf(name, &[], kind);
@@ -362,20 +421,20 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
     } else {
         (bld.buf(&y_name, &[m, n], BufferKind::Input), None)
     };
-    let u = bld.buf(&model.factors[left].name, &[m, r], BufferKind::Factor);
-    let v = bld.buf(&model.factors[right].name, &[n, r], BufferKind::Factor);
+    let u = bld.buf(&model.factors[left].name, &[u_rows, r], BufferKind::Factor);
+    let v = bld.buf(&model.factors[right].name, &[v_rows, r], BufferKind::Factor);
     let loss_buf = scalar(&mut bld, "loss", BufferKind::State);
-    let grad_u = bld.buf("grad_left", &[m, r], BufferKind::State);
-    let grad_v = bld.buf("grad_right", &[n, r], BufferKind::State);
-    let step_u = bld.buf("step_left", &[m, r], BufferKind::Arg);
-    let step_v = bld.buf("step_right", &[n, r], BufferKind::Arg);
+    let grad_u = bld.buf("grad_left", &[u_rows, r], BufferKind::State);
+    let grad_v = bld.buf("grad_right", &[v_rows, r], BufferKind::State);
+    let step_u = bld.buf("step_left", &[u_rows, r], BufferKind::Arg);
+    let step_v = bld.buf("step_right", &[v_rows, r], BufferKind::Arg);
     let weights = bld.buf("prox_weights", &[r], BufferKind::Arg);
     let gauge_u = bld.buf("gauge_left", &[r], BufferKind::State);
     let gauge_v = bld.buf("gauge_right", &[r], BufferKind::State);
-    let probe_in_u = bld.buf("probe_in_left", &[m, p], BufferKind::Arg);
-    let probe_in_v = bld.buf("probe_in_right", &[n, p], BufferKind::Arg);
-    let probe_out_u = bld.buf("probe_out_left", &[m, p], BufferKind::State);
-    let probe_out_v = bld.buf("probe_out_right", &[n, p], BufferKind::State);
+    let probe_in_u = bld.buf("probe_in_left", &[u_rows, p], BufferKind::Arg);
+    let probe_in_v = bld.buf("probe_in_right", &[v_rows, p], BufferKind::Arg);
+    let probe_out_u = bld.buf("probe_out_left", &[u_rows, p], BufferKind::State);
+    let probe_out_v = bld.buf("probe_out_right", &[v_rows, p], BufferKind::State);
     let dual_scale = scalar(&mut bld, "dual_scale", BufferKind::Arg);
     let dual = scalar(&mut bld, "dual", BufferKind::State);
     let curvature = scalar(&mut bld, "curvature", BufferKind::State);
@@ -384,7 +443,28 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
     let gradient = |x: Expr, y: Expr| (kernel.gradient)(x, y, &params);
     let conjugate = |z: Expr, y: Expr| (kernel.conjugate)(z, y, &params);
 
-    if let Some(nnz) = nnz {
+    let mut extra_slots = Vec::new();
+    let mut inputs = Vec::new();
+    if let Some((input, d)) = network {
+        let x = bld.buf(&model.data[input].name, &[m, d], BufferKind::Input);
+        inputs.push((input, x, (m, d)));
+        let io = network::Io {
+            x,
+            y,
+            w1: u,
+            w2: v,
+            loss: loss_buf,
+            grad_w1: grad_u,
+            grad_w2: grad_v,
+            probe_w1: probe_in_u,
+            probe_w2: probe_in_v,
+            dual_scale,
+            dual,
+            curvature,
+            dims: (m, n, d, r, p),
+        };
+        extra_slots = network::kernels(&mut bld, &io, kernel, &params);
+    } else if let Some(nnz) = nnz {
         // Any loss on observed entries: sampled predictions, sparse gradients.
         let pred = bld.buf("pred", &[nnz], BufferKind::Temp);
         let resid = bld.buf("grad_obs", &[nnz], BufferKind::State);
@@ -640,7 +720,7 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
             gauge: gauge_right.clone(),
         }],
     );
-    let slots = vec![
+    let slots: Vec<(Slot, BufId)> = vec![
         (Slot::Left, u),
         (Slot::Right, v),
         (Slot::Loss, loss_buf),
@@ -658,7 +738,10 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
         (Slot::DualScale, dual_scale),
         (Slot::Dual, dual),
         (Slot::Curvature, curvature),
-    ];
+    ]
+    .into_iter()
+    .chain(extra_slots)
+    .collect();
     let lambda = match model.reg.form {
         RegForm::None => 0.0,
         _ => model.reg.weight.value,
@@ -684,11 +767,19 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
             // certifies the fixed size only, and the model has no certificate.
             polar_exact: match regularization {
                 Regularization::Dropout { adaptive, .. } => adaptive,
+                // The pattern enumeration is exact when the input dimension is small; the
+                // solver learns it from the data and labels each polar value.
+                Regularization::ProductOfGauges if polar == PolarSolver::ReluPatterns => true,
                 Regularization::ProductOfGauges => {
                     induced.polar_exact && induced.certificate == Certificate::Exact
                 }
             },
             polar_starts: model.solve.polar_starts,
+            lipschitz: if network.is_some() {
+                [Lipschitz::InputTimesOtherGram, Lipschitz::BlockGram]
+            } else {
+                [Lipschitz::OtherGram; 2]
+            },
             slots,
             roles: bld.roles,
         },
@@ -698,6 +789,8 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
         target: (target, y),
         observed,
         data_dims: (m, n),
+        inputs,
+        factor_dims: (u_rows, v_rows),
         factors: (left, right),
     })
 }
