@@ -86,9 +86,8 @@ pub fn predict(args: PredictArgs, style: Style) -> u8 {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let (left, right) = lowered.factors;
     let mut layers = Vec::new();
-    for index in [left, right] {
+    for &index in &lowered.factors {
         let name = &model.factors[index].name;
         let path = args.factors.join(format!("{name}.npy"));
         match read_matrix(&path, name) {
@@ -118,7 +117,10 @@ pub fn predict(args: PredictArgs, style: Style) -> u8 {
     }
 
     let mut backend = Interpreter::new(program);
-    let (n_dim, c_dim) = lowered.data_dims;
+    let [n_dim, c_dim] = lowered.data_dims[..] else {
+        eprintln!("error: internal compiler error: a network's target is not a matrix");
+        return EXIT_INTERNAL;
+    };
     backend.bind_dim(n_dim, x.nrows());
     backend.bind_dim(c_dim, w2.nrows());
     backend.bind_dim(input_cols, x.ncols());
@@ -127,8 +129,8 @@ pub fn predict(args: PredictArgs, style: Style) -> u8 {
     machine.set_rank(rank);
     let prediction = (|| {
         machine.set(Slot::Features, Value::Matrix(x))?;
-        machine.set_matrix(Slot::Left, w1.clone())?;
-        machine.set_matrix(Slot::Right, w2.clone())?;
+        machine.set_matrix(Slot::Factor(0), w1.clone())?;
+        machine.set_matrix(Slot::Factor(1), w2.clone())?;
         machine.run(Role::Predict)?;
         machine.matrix(Slot::Prediction)
     })();

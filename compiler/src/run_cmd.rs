@@ -395,11 +395,10 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
         inputs.push((buf, cols_dim, matrix, data.name.clone(), input_path));
     }
     // The solver's factor heights: the data's (U * V'), or (d, c) for a network.
+    let data_extents = [rows, cols];
     let extent = |dim: hfc_runtime::kir::DimId| {
-        if dim == lowered.data_dims.0 {
-            rows
-        } else if dim == lowered.data_dims.1 {
-            cols
+        if let Some(axis) = lowered.data_dims.iter().position(|&d| d == dim) {
+            data_extents[axis]
         } else {
             inputs
                 .iter()
@@ -407,14 +406,14 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
                 .map_or(0, |input| input.2.ncols())
         }
     };
-    let (factor_rows, factor_cols) = (extent(lowered.factor_dims.0), extent(lowered.factor_dims.1));
+    let heights: Vec<usize> = lowered.factor_dims.iter().map(|&d| extent(d)).collect();
 
     // Binds the data's extents and values to a back end (the run's, and for the GPU the
     // interpreter that recomputes its certificate in f64).
     let bind_data = |backend: &mut dyn Backend, value: Value| {
-        let (m_dim, n_dim) = lowered.data_dims;
-        backend.bind_dim(m_dim, rows);
-        backend.bind_dim(n_dim, cols);
+        for (&dim, &extent) in lowered.data_dims.iter().zip(&data_extents) {
+            backend.bind_dim(dim, extent);
+        }
         for (buf, dim, matrix, _, _) in &inputs {
             backend.bind_dim(*dim, matrix.ncols());
             if let Err(e) = backend.set(*buf, Value::Matrix(matrix.clone())) {
@@ -506,13 +505,7 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
         ..options.clone()
     };
     let mut machine = Machine::new(program, backend.as_mut());
-    let solved = solve::solve(
-        &mut machine,
-        factor_rows,
-        factor_cols,
-        &backend_options,
-        &mut progress,
-    );
+    let solved = solve::solve(&mut machine, &heights, &backend_options, &mut progress);
     let (backend_name, backend_info) = (machine.backend_name(), machine.backend_info());
     let solution = match solved {
         Ok(s) => s,
@@ -537,8 +530,7 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
             let mut cpu_machine = Machine::new(program, &mut cpu);
             let certified = match certify::certify(
                 &mut cpu_machine,
-                factor_rows,
-                factor_cols,
+                &heights,
                 &solution,
                 &options,
                 &mut progress,
@@ -580,11 +572,12 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
         );
         return EXIT_USAGE;
     }
-    let (left, right) = lowered.factors;
-    let factor_files = [
-        (&model.factors[left].name, &solution.left),
-        (&model.factors[right].name, &solution.right),
-    ];
+    let factor_files: Vec<(&String, &ndarray::Array2<f64>)> = lowered
+        .factors
+        .iter()
+        .zip(&solution.factors)
+        .map(|(&index, w)| (&model.factors[index].name, w))
+        .collect();
     let fixed_rate_dropout = matches!(
         program.plan.regularization,
         Regularization::Dropout {
@@ -749,7 +742,7 @@ fn dropout_report(
     let closed_form = target
         .and_then(|y| {
             let cf = solve::dropout_closed_form(y.view(), summary.lambda_convex)?;
-            let x = solution.left.dot(&solution.right.t());
+            let x = solution.left().dot(&solution.right().t());
             let norm = |a: &ndarray::Array2<f64>| a.iter().map(|e| e * e).sum::<f64>().sqrt();
             let relative_error = norm(&(&x - &cf.x)) / norm(&cf.x).max(f64::MIN_POSITIVE);
             Some(json!({

@@ -16,7 +16,7 @@
 //!
 //! Either way every number a report prints as a certificate was computed in f64.
 
-use ndarray::Array2;
+use ndarray::{Array1, Array2};
 
 use crate::backend::ExecError;
 use crate::kir::{Role, Slot};
@@ -52,35 +52,38 @@ pub struct Evaluation {
     pub passes: bool,
 }
 
-/// Evaluates objective, polar value and (exact polars) duality gap at `(u, v)` with the
+/// Evaluates objective, polar value and (exact polars) duality gap at the factors with the
 /// solver's rules, and whether they pass its stopping test at `tol`. The data must be bound
 /// and the `Setup` kernel run.
 pub fn evaluate(
     machine: &mut Machine<'_>,
-    rows: usize,
-    cols: usize,
-    u: &Array2<f64>,
-    v: &Array2<f64>,
+    heights: &[usize],
+    factors: &[Array2<f64>],
     tol: f64,
     seed: u64,
 ) -> Result<Evaluation, ExecError> {
     let plan = machine.plan().clone();
     let weight = plan.lambda * plan.scale;
-    machine.set_rank(u.ncols());
-    machine.set_matrix(Slot::Left, u.clone())?;
-    machine.set_matrix(Slot::Right, v.clone())?;
+    machine.set_rank(factors.first().map_or(0, Array2::ncols));
+    for (k, w) in factors.iter().enumerate() {
+        machine.set_matrix(Slot::Factor(k as u8), w.clone())?;
+    }
     machine.run(Role::Value)?;
     let loss = machine.scalar(Slot::Loss)?;
-    machine.run(Role::GaugeLeft)?;
-    machine.run(Role::GaugeRight)?;
-    let regularizer = weight
-        * machine
-            .vector(Slot::GaugeLeft)?
-            .dot(&machine.vector(Slot::GaugeRight)?);
+    let mut products: Option<Array1<f64>> = None;
+    for k in 0..factors.len() as u8 {
+        machine.run(Role::Gauge(k))?;
+        let g = machine.vector(Slot::Gauge(k))?;
+        products = Some(match products {
+            None => g,
+            Some(p) => p * g,
+        });
+    }
+    let regularizer = weight * products.map_or(0.0, |p| p.sum());
     let objective = loss + regularizer;
     machine.run(Role::Residual)?;
     let polar_tol = (tol * 1e-2).clamp(1e-13, 1e-6);
-    let p = polar::solve(machine, rows, cols, polar_tol, seed)?;
+    let p = polar::solve(machine, heights, polar_tol, seed, factors)?;
     let gap = if plan.polar_exact {
         let s_dual = if p.value > weight {
             weight / p.value
@@ -128,22 +131,13 @@ pub struct Certified {
 /// when the recomputed numbers do not pass at `options.tol`.
 pub fn certify(
     machine: &mut Machine<'_>,
-    rows: usize,
-    cols: usize,
+    heights: &[usize],
     start: &Solution,
     options: &Options,
     progress: Progress<'_>,
 ) -> Result<Certified, SolveError> {
     machine.run(Role::Setup)?;
-    let at_start = evaluate(
-        machine,
-        rows,
-        cols,
-        &start.left,
-        &start.right,
-        options.tol,
-        options.seed,
-    )?;
+    let at_start = evaluate(machine, heights, &start.factors, options.tol, options.seed)?;
     let polish = !at_start.passes || start.stop != Stop::Optimal;
     if !polish || start.stop == Stop::Interrupted {
         let mut solution = start.clone();
@@ -162,10 +156,9 @@ pub fn certify(
     }
     let polished = solve::solve_from(
         machine,
-        rows,
-        cols,
+        heights,
         options,
-        Some((start.left.clone(), start.right.clone())),
+        Some(start.factors.clone()),
         progress,
     )?;
     let mut solution = polished.clone();

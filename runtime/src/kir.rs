@@ -483,82 +483,69 @@ pub struct Kernel {
     pub body: Vec<Stmt>,
 }
 
-/// The roles kernels play for the solver. Every program defines every role (a role a loss
-/// does not need still gets a kernel, perhaps an empty one).
+/// The names of blocks in kernel names: the two factors of `U * V'` (and a network's two
+/// layers) are `left` and `right`, so matrix programs keep their historical names.
+const BLOCK_NAMES: [&str; 8] = [
+    "left", "right", "third", "fourth", "fifth", "sixth", "seventh", "eighth",
+];
+
+/// The most blocks (factors) a program may have.
+pub const MAX_BLOCKS: usize = BLOCK_NAMES.len();
+
+fn block_name(k: u8) -> &'static str {
+    BLOCK_NAMES.get(k as usize).copied().unwrap_or("block")
+}
+
+/// The roles kernels play for the solver. Block-indexed roles exist once per factor (block
+/// k = 0, 1, …: U and V, a network's layers, a CP model's modes); every program defines every
+/// role its plan requires ([`Plan::required_roles`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
     /// Once, after the data are bound: constants of the data (‖Y‖²).
     Setup,
     /// `loss = ℓ(Φ(W))`.
     Value,
-    /// `loss = ℓ(Φ(W))` and `grad_left = ∇_U ℓ`.
-    GradLeft,
-    /// `loss = ℓ(Φ(W))` and `grad_right = ∇_V ℓ`.
-    GradRight,
-    /// `loss = ℓ(Φ(W))` when the left factor is the one `GradRight` last saw (lets the squared
-    /// loss reuse `Yᵀ U`).
-    ValueAfterRight,
+    /// `loss = ℓ(Φ(W))` and `grad(k) = ∇_{W_k} ℓ`.
+    Grad(u8),
+    /// `loss = ℓ(Φ(W))` when the factors other than the last are those the last block's
+    /// `Grad` saw (lets the squared loss reuse `Yᵀ U`).
+    ValueAfterLast,
     /// Prepares the negative gradient −∇ℓ at the current point for the polar solver and the
     /// dual value (residuals, a dense gradient), and sets `loss`.
     Residual,
-    /// `probe_out_left = −∇ℓ · probe_in_right` (after `Residual`).
-    ApplyNegGrad,
-    /// `probe_out_right = −∇ℓᵀ · probe_in_left` (after `Residual`).
-    ApplyNegGradT,
+    /// `probe_out(k) = −∇ℓ` contracted with `probe_in(l)` on every mode l ≠ k (after
+    /// `Residual`). For a matrix: `Contract(0)` is `−∇ℓ · probe_in_right`, `Contract(1)` is
+    /// `−∇ℓᵀ · probe_in_left`.
+    Contract(u8),
     /// `dual = −ℓ*(s·∇ℓ)` for the scalar `dual_scale` s (after `Residual`).
     Dual,
-    /// `curvature = ‖P_obs(u vᵀ)‖²` for `probe_in_left` u and `probe_in_right` v.
+    /// `curvature = ‖P_obs(φ(probes))‖²`: the map's square along one new column.
     Curvature,
-    /// `gauge_left = g_U(columns of left)`.
-    GaugeLeft,
-    /// `gauge_right = g_V(columns of right)`.
-    GaugeRight,
-    /// `left = prox(step_left, prox_weights)` column by column.
-    ProxLeft,
-    /// `right = prox(step_right, prox_weights)` column by column.
-    ProxRight,
+    /// `gauge(k) = g_k(columns of factor k)`.
+    Gauge(u8),
+    /// `factor(k) = prox(step(k), prox_weights)` column by column.
+    Prox(u8),
     /// Networks: the forward pass into the prediction only (`hfc predict`); optional.
     Predict,
 }
 
 impl Role {
-    /// Every role a matrix program has, in the order kernels are listed (see
-    /// [`Plan::required_roles`]).
-    pub const ALL: [Role; 14] = [
-        Role::Setup,
-        Role::Value,
-        Role::GradLeft,
-        Role::GradRight,
-        Role::ValueAfterRight,
-        Role::Residual,
-        Role::ApplyNegGrad,
-        Role::ApplyNegGradT,
-        Role::Dual,
-        Role::Curvature,
-        Role::GaugeLeft,
-        Role::GaugeRight,
-        Role::ProxLeft,
-        Role::ProxRight,
-    ];
-
     /// Its name (the kernel's name).
-    pub fn name(self) -> &'static str {
+    pub fn name(self) -> String {
         match self {
-            Role::Setup => "setup",
-            Role::Value => "value",
-            Role::GradLeft => "grad_left",
-            Role::GradRight => "grad_right",
-            Role::ValueAfterRight => "value_after_right",
-            Role::Residual => "residual",
-            Role::ApplyNegGrad => "apply_neg_grad",
-            Role::ApplyNegGradT => "apply_neg_grad_t",
-            Role::Dual => "dual",
-            Role::Curvature => "curvature",
-            Role::GaugeLeft => "gauge_left",
-            Role::GaugeRight => "gauge_right",
-            Role::ProxLeft => "prox_left",
-            Role::ProxRight => "prox_right",
-            Role::Predict => "predict",
+            Role::Setup => "setup".into(),
+            Role::Value => "value".into(),
+            Role::Grad(k) => format!("grad_{}", block_name(k)),
+            Role::ValueAfterLast => "value_after_right".into(),
+            Role::Residual => "residual".into(),
+            Role::Contract(0) => "apply_neg_grad".into(),
+            Role::Contract(1) => "apply_neg_grad_t".into(),
+            Role::Contract(k) => format!("contract_{}", block_name(k)),
+            Role::Dual => "dual".into(),
+            Role::Curvature => "curvature".into(),
+            Role::Gauge(k) => format!("gauge_{}", block_name(k)),
+            Role::Prox(k) => format!("prox_{}", block_name(k)),
+            Role::Predict => "predict".into(),
         }
     }
 }
@@ -566,39 +553,27 @@ impl Role {
 /// The buffers the solver reads and writes by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Slot {
-    /// The left factor U `[m, r]`.
-    Left,
-    /// The right factor V `[n, r]`.
-    Right,
+    /// Factor k `[n_k, r]` (U = 0, V = 1).
+    Factor(u8),
     /// The loss value (scalar).
     Loss,
-    /// ∇_U ℓ `[m, r]`.
-    GradLeft,
-    /// ∇_V ℓ `[n, r]`.
-    GradRight,
-    /// The point a U prox step starts from `[m, r]`.
-    StepLeft,
-    /// The point a V prox step starts from `[n, r]`.
-    StepRight,
+    /// ∇ℓ with respect to factor k `[n_k, r]`.
+    Grad(u8),
+    /// The point a prox step on factor k starts from `[n_k, r]`.
+    Step(u8),
     /// Per-column prox weights `[r]`.
     ProxWeights,
-    /// Column gauges of U `[r]`.
-    GaugeLeft,
-    /// Column gauges of V `[r]`.
-    GaugeRight,
-    /// Probe vectors on the row side `[m, p]`.
-    ProbeInLeft,
-    /// Probe vectors on the column side `[n, p]`.
-    ProbeInRight,
-    /// Result of `ApplyNegGrad` `[m, p]`.
-    ProbeOutLeft,
-    /// Result of `ApplyNegGradT` `[n, p]`.
-    ProbeOutRight,
+    /// Column gauges of factor k `[r]`.
+    Gauge(u8),
+    /// Probe vectors on factor k's side `[n_k, p]`.
+    ProbeIn(u8),
+    /// Result of `Contract(k)` `[n_k, p]`.
+    ProbeOut(u8),
     /// The dual scale s (scalar).
     DualScale,
     /// The dual value (scalar).
     Dual,
-    /// ‖P_obs(u vᵀ)‖² (scalar).
+    /// ‖P_obs(φ(probes))‖² (scalar).
     Curvature,
     /// Networks: the input data X `[N, d]` (the ReLU polar reads it).
     Features,
@@ -606,7 +581,7 @@ pub enum Slot {
     OutputGrad,
     /// Networks: XᵀX `[d, d]`, written by `Setup` (see [`Lipschitz::InputTimesOtherGram`]).
     InputGram,
-    /// Networks: the Gram `[r, r]` of the last layer's features, written by `GradRight` (see
+    /// Networks: the Gram `[r, r]` of the last layer's features, written by its `Grad` (see
     /// [`Lipschitz::BlockGram`]).
     BlockGram,
     /// Networks: the prediction `[N, c]` written by `Predict`.
@@ -616,8 +591,9 @@ pub enum Slot {
 /// How a block's step size 1/L is bounded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lipschitz {
-    /// `L = β·λ_max(otherᵀother)`: the map is linear in the block, with the other factor's
-    /// columns as features (matrices).
+    /// `L = β·λ_max(⊛_{l≠k} W_lᵀW_l)` (the Hadamard product of the other factors' Grams):
+    /// the map is linear in the block, with the others' columns (their Khatri–Rao product)
+    /// as features (matrices, CP tensors).
     OtherGram,
     /// `L = β·λ_max(Slot::BlockGram)` from the block's gradient kernel: the features depend
     /// on the other factor (a network's last layer, `HᵀH` with `H = relu(X W₁)`).
@@ -697,10 +673,8 @@ pub struct Plan {
     /// The constant inside θ (θ = scale · g_U g_V), so that the regularizer's weight is
     /// `lambda · scale` and the polar value compared with λ is `sup uᵀZv / scale`.
     pub scale: f64,
-    /// The gauge on U's columns.
-    pub gauge_left: Gauge,
-    /// The gauge on V's columns.
-    pub gauge_right: Gauge,
+    /// The gauge on each factor's columns, in block order (U, V; a CP model's modes).
+    pub gauges: Vec<Gauge>,
     /// Lipschitz constant of the loss's gradient (per entry).
     pub smoothness: f64,
     /// The loss is quadratic in the map's output: line searches are exact.
@@ -713,8 +687,8 @@ pub struct Plan {
     pub polar_exact: bool,
     /// Seeded starts of local polar solvers.
     pub polar_starts: u64,
-    /// The step-size rule of each block (left, right).
-    pub lipschitz: [Lipschitz; 2],
+    /// The step-size rule of each block.
+    pub lipschitz: Vec<Lipschitz>,
     /// The solver's buffers, by slot.
     pub slots: Vec<(Slot, BufId)>,
     /// The kernel of each role.
@@ -735,15 +709,14 @@ impl Plan {
             probe: rank,
             lambda: 1.0,
             scale: 1.0,
-            gauge_left: l2.clone(),
-            gauge_right: l2,
+            gauges: vec![l2.clone(), l2],
             smoothness: 1.0,
             quadratic: true,
             masked: false,
             polar: PolarSolver::TopSingular,
             polar_exact: true,
             polar_starts: 1,
-            lipschitz: [Lipschitz::OtherGram; 2],
+            lipschitz: vec![Lipschitz::OtherGram; 2],
             slots: Vec::new(),
             roles: Vec::new(),
         }
@@ -762,13 +735,22 @@ impl Plan {
     /// The roles the solver runs with this plan: products with −∇ℓ only for the polar
     /// solvers that use them (the ReLU polar reads X and ∇ℓ instead).
     pub fn required_roles(&self) -> Vec<Role> {
-        Role::ALL
-            .into_iter()
-            .filter(|role| {
-                self.polar != PolarSolver::ReluPatterns
-                    || !matches!(role, Role::ApplyNegGrad | Role::ApplyNegGradT)
-            })
-            .collect()
+        let blocks = self.blocks() as u8;
+        let mut roles = vec![Role::Setup, Role::Value];
+        roles.extend((0..blocks).map(Role::Grad));
+        roles.extend([Role::ValueAfterLast, Role::Residual]);
+        if self.polar != PolarSolver::ReluPatterns {
+            roles.extend((0..blocks).map(Role::Contract));
+        }
+        roles.extend([Role::Dual, Role::Curvature]);
+        roles.extend((0..blocks).map(Role::Gauge));
+        roles.extend((0..blocks).map(Role::Prox));
+        roles
+    }
+
+    /// The number of blocks (factors).
+    pub fn blocks(&self) -> usize {
+        self.gauges.len()
     }
 }
 
@@ -952,15 +934,12 @@ impl fmt::Display for Program {
                 if adaptive { "r" } else { "1" }
             )?,
         }
-        writeln!(f, "    g_left = {}", plan.gauge_left)?;
-        if plan.lipschitz != [Lipschitz::OtherGram; 2] {
-            writeln!(
-                f,
-                "    steps: left {:?}, right {:?}",
-                plan.lipschitz[0], plan.lipschitz[1]
-            )?;
+        for (k, gauge) in plan.gauges.iter().enumerate() {
+            writeln!(f, "    g_{} = {gauge}", block_name(k as u8))?;
         }
-        writeln!(f, "    g_right = {}", plan.gauge_right)?;
+        if plan.lipschitz.iter().any(|l| *l != Lipschitz::OtherGram) {
+            writeln!(f, "    steps: {:?}", plan.lipschitz)?;
+        }
         writeln!(
             f,
             "    loss: smoothness {:?}{}{}",

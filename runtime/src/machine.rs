@@ -120,17 +120,32 @@ impl<'a> Machine<'a> {
     pub fn apply(&mut self, x: &Array1<f64>) -> Result<Array1<f64>, ExecError> {
         self.set_probe(1);
         let column = x.clone().insert_axis(ndarray::Axis(1));
-        self.set_matrix(Slot::ProbeInRight, column)?;
-        self.run(Role::ApplyNegGrad)?;
-        Ok(self.matrix(Slot::ProbeOutLeft)?.column(0).to_owned())
+        self.set_matrix(Slot::ProbeIn(1), column)?;
+        self.run(Role::Contract(0))?;
+        Ok(self.matrix(Slot::ProbeOut(0))?.column(0).to_owned())
     }
 
     /// `−∇ℓᵀ · y` for a vector y on the row side (after `Residual`).
     pub fn apply_t(&mut self, y: &Array1<f64>) -> Result<Array1<f64>, ExecError> {
         self.set_probe(1);
         let column = y.clone().insert_axis(ndarray::Axis(1));
-        self.set_matrix(Slot::ProbeInLeft, column)?;
-        self.run(Role::ApplyNegGradT)?;
-        Ok(self.matrix(Slot::ProbeOutRight)?.column(0).to_owned())
+        self.set_matrix(Slot::ProbeIn(0), column)?;
+        self.run(Role::Contract(1))?;
+        Ok(self.matrix(Slot::ProbeOut(1))?.column(0).to_owned())
+    }
+
+    /// `−∇ℓ` contracted with one probe vector on every mode but `k` (after `Residual`): the
+    /// multilinear form's partial gradient the higher-order power method maximizes over.
+    /// `probes[k]` is not read.
+    pub fn contract(&mut self, k: usize, probes: &[Array1<f64>]) -> Result<Array1<f64>, ExecError> {
+        self.set_probe(1);
+        for (l, probe) in probes.iter().enumerate() {
+            if l != k {
+                let column = probe.clone().insert_axis(ndarray::Axis(1));
+                self.set_matrix(Slot::ProbeIn(l as u8), column)?;
+            }
+        }
+        self.run(Role::Contract(k as u8))?;
+        Ok(self.matrix(Slot::ProbeOut(k as u8))?.column(0).to_owned())
     }
 }

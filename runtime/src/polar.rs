@@ -22,9 +22,10 @@ use crate::machine::Machine;
 pub struct Polar {
     /// `uᵀ Z v` at the maximizer (not divided by θ's constant).
     pub value: f64,
-    /// Maximizers, best first: (u, v, uᵀZv), each with g_U(u) = g_V(v) = 1. Exact ℓ2 solvers
-    /// return further orthonormal Ritz pairs after the first.
-    pub pairs: Vec<(Array1<f64>, Array1<f64>, f64)>,
+    /// Maximizers, best first: one unit vector per factor (gₖ = 1) and the value there
+    /// (uᵀZv for a matrix). Exact ℓ2 solvers return further orthonormal Ritz pairs after the
+    /// first.
+    pub atoms: Vec<(Vec<Array1<f64>>, f64)>,
     /// For Lanczos: the residual norm of the top Ritz pair.
     pub residual: Option<f64>,
     /// Products with Z or Zᵀ used.
@@ -47,17 +48,20 @@ fn norm(x: &Array1<f64>) -> f64 {
     x.dot(x).sqrt()
 }
 
-/// Solves the polar problem after the `Residual` kernel has run. `rows`, `cols`: the shape
-/// of Z; `tol`: relative tolerance; `seed`: for starts.
+/// Solves the polar problem after the `Residual` kernel has run. `heights`: the factors'
+/// row counts (Z's shape for a matrix); `tol`: relative tolerance; `seed`: for starts;
+/// `current`: the factors now (warm starts of the ReLU polar).
 pub fn solve(
     machine: &mut Machine<'_>,
-    rows: usize,
-    cols: usize,
+    heights: &[usize],
     tol: f64,
     seed: u64,
+    current: &[Array2<f64>],
 ) -> Result<Polar, ExecError> {
     let plan = machine.plan().clone();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let rows = heights.first().copied().unwrap_or(0);
+    let cols = heights.get(1).copied().unwrap_or(0);
     match plan.polar {
         PolarSolver::TopSingular => lanczos(machine, rows, cols, tol, &mut rng),
         PolarSolver::MaxAbsEntry
@@ -66,21 +70,20 @@ pub fn solve(
         | PolarSolver::MaxColumnNorm => {
             // −∇ℓ in full, as its products with the identity (one pass per outer iteration).
             machine.set_probe(cols);
-            machine.set_matrix(Slot::ProbeInRight, Array2::eye(cols))?;
-            machine.run(Role::ApplyNegGrad)?;
-            let z = machine.matrix(Slot::ProbeOutLeft)?;
-            Ok(extreme_points(&z, &plan.gauge_left, &plan.gauge_right))
+            machine.set_matrix(Slot::ProbeIn(1), Array2::eye(cols))?;
+            machine.run(Role::Contract(0))?;
+            let z = machine.matrix(Slot::ProbeOut(0))?;
+            Ok(extreme_points(&z, &plan.gauges[0], &plan.gauges[1]))
         }
         PolarSolver::Alternating => alternating(
             machine,
-            cols,
-            &plan.gauge_left,
-            &plan.gauge_right,
+            heights,
+            &plan.gauges,
             plan.polar_starts.max(1) as usize,
             tol,
             &mut rng,
         ),
-        PolarSolver::ReluPatterns => relu_patterns(machine, &plan, seed),
+        PolarSolver::ReluPatterns => relu_patterns(machine, &plan, seed, current),
     }
 }
 
@@ -168,7 +171,7 @@ fn lanczos(
     let Some((p, s, q, residual)) = result else {
         return Ok(Polar {
             value: 0.0,
-            pairs: Vec::new(),
+            atoms: Vec::new(),
             residual: Some(0.0),
             products,
             heuristic_note: None,
@@ -188,12 +191,12 @@ fn lanczos(
         // Unit vectors whatever the rounding.
         let (nu, nv) = (norm(&u), norm(&vv));
         if nu > 0.0 && nv > 0.0 {
-            pairs.push((u / nu, vv / nv, s[i]));
+            pairs.push((vec![u / nu, vv / nv], s[i]));
         }
     }
     Ok(Polar {
         value: s.first().copied().unwrap_or(0.0),
-        pairs,
+        atoms: pairs,
         residual: Some(residual),
         products,
         heuristic_note: None,
@@ -214,7 +217,7 @@ fn extreme_points(z: &Array2<f64>, left: &Gauge, right: &Gauge) -> Polar {
         (None, None) => {
             return Polar {
                 value: 0.0,
-                pairs: Vec::new(),
+                atoms: Vec::new(),
                 residual: None,
                 products: 0,
                 heuristic_note: None,
@@ -239,7 +242,7 @@ fn extreme_points(z: &Array2<f64>, left: &Gauge, right: &Gauge) -> Polar {
     let Some((j, sign, x, val)) = best else {
         return Polar {
             value: 0.0,
-            pairs: Vec::new(),
+            atoms: Vec::new(),
             residual: None,
             products: 0,
             heuristic_note: None,
@@ -251,73 +254,79 @@ fn extreme_points(z: &Array2<f64>, left: &Gauge, right: &Gauge) -> Polar {
     let (u, v) = if axis == Axis(0) { (e, x) } else { (x, e) };
     Polar {
         value: val,
-        pairs: vec![(u, v, val)],
+        atoms: vec![(vec![u, v], val)],
         residual: None,
         products: 0,
         heuristic_note: None,
     }
 }
 
-/// Alternating linear maximization: u ← argmax over g_U ≤ 1 of ⟨u, Z v⟩, v ← argmax over
-/// g_V ≤ 1 of ⟨v, Zᵀ u⟩, until the value stalls; the best of several seeded starts.
+/// Alternating linear maximization, the higher-order power method for K factors: for each
+/// k in turn, aₖ ← argmax over gₖ ≤ 1 of ⟨aₖ, Z ×_{l≠k} aₗ⟩ (exact, by the gauge's linear
+/// maximization), until the value stalls; the best of several seeded starts (random unit
+/// directions on every factor but the first, which is computed first). For a matrix:
+/// u ← argmax ⟨u, Z v⟩, v ← argmax ⟨v, Zᵀ u⟩.
 fn alternating(
     machine: &mut Machine<'_>,
-    cols: usize,
-    left: &Gauge,
-    right: &Gauge,
+    heights: &[usize],
+    gauges: &[Gauge],
     starts: usize,
     tol: f64,
     rng: &mut ChaCha8Rng,
 ) -> Result<Polar, ExecError> {
-    let mut best: Option<(Array1<f64>, Array1<f64>, f64)> = None;
+    let blocks = heights.len();
+    let mut best: Option<(Vec<Array1<f64>>, f64)> = None;
     let mut products = 0;
     for _ in 0..starts {
-        let mut v = normal_vector(rng, cols);
-        if right.nonneg {
-            v.mapv_inplace(f64::abs);
+        let mut probes: Vec<Array1<f64>> = Vec::with_capacity(blocks);
+        probes.push(Array1::zeros(heights[0]));
+        for (k, &n) in heights.iter().enumerate().skip(1) {
+            let mut x = normal_vector(rng, n);
+            if gauges[k].nonneg {
+                x.mapv_inplace(f64::abs);
+            }
+            probes.push(x);
         }
         let mut value = f64::NEG_INFINITY;
-        let mut pair = None;
-        for _ in 0..300 {
-            let zv = machine.apply(&v)?;
-            products += 1;
-            let Some((u, _)) = gauge::linear_max(left, zv.as_slice().unwrap_or(&zv.to_vec()))
-            else {
-                break;
-            };
-            let u = Array1::from(u);
-            let ztu = machine.apply_t(&u)?;
-            products += 1;
-            let Some((v_new, val)) =
-                gauge::linear_max(right, ztu.as_slice().unwrap_or(&ztu.to_vec()))
-            else {
-                break;
-            };
-            v = Array1::from(v_new);
+        let mut atom = None;
+        'sweeps: for _ in 0..300 {
+            let mut val = 0.0;
+            for k in 0..blocks {
+                let contracted = machine.contract(k, &probes)?;
+                products += 1;
+                let Some((x, v)) = gauge::linear_max(
+                    &gauges[k],
+                    contracted.as_slice().unwrap_or(&contracted.to_vec()),
+                ) else {
+                    break 'sweeps;
+                };
+                probes[k] = Array1::from(x);
+                val = v;
+            }
             let improved = val - value;
             value = val;
-            pair = Some((u, v.clone(), val));
+            atom = Some((probes.clone(), val));
             if improved <= tol * val.abs() {
                 break;
             }
         }
-        if let Some(p) = pair
-            && best.as_ref().is_none_or(|b| p.2 > b.2)
+        if let Some(a) = atom
+            && best.as_ref().is_none_or(|b| a.1 > b.1)
         {
-            best = Some(p);
+            best = Some(a);
         }
     }
     Ok(match best {
-        Some(p) => Polar {
-            value: p.2,
-            pairs: vec![p],
+        Some(a) => Polar {
+            value: a.1,
+            atoms: vec![a],
             residual: None,
             products,
             heuristic_note: None,
         },
         None => Polar {
             value: 0.0,
-            pairs: Vec::new(),
+            atoms: Vec::new(),
             residual: None,
             products,
             heuristic_note: None,
@@ -332,13 +341,14 @@ fn relu_patterns(
     machine: &mut Machine<'_>,
     plan: &crate::kir::Plan,
     seed: u64,
+    current: &[Array2<f64>],
 ) -> Result<Polar, ExecError> {
     let x = machine.matrix(Slot::Features)?;
     let z = -machine.matrix(Slot::OutputGrad)?;
-    let warm: Vec<Array1<f64>> = match machine.matrix(Slot::Left) {
-        Ok(w1) => w1.axis_iter(Axis(1)).map(|c| c.to_owned()).collect(),
-        Err(_) => Vec::new(),
-    };
+    let warm: Vec<Array1<f64>> = current
+        .first()
+        .map(|w1| w1.axis_iter(Axis(1)).map(|c| c.to_owned()).collect())
+        .unwrap_or_default();
     let found = crate::relu_polar::relu_polar(
         x.view(),
         z.view(),
@@ -349,7 +359,7 @@ fn relu_patterns(
     .map_err(|e| ExecError::Backend(e.to_string()))?;
     Ok(Polar {
         value: found.value,
-        pairs: vec![(found.w, found.v, found.value)],
+        atoms: vec![(vec![found.w, found.v], found.value)],
         residual: None,
         products: 0,
         heuristic_note: if found.exact {

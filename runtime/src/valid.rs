@@ -67,7 +67,8 @@ pub fn validate(program: &Program) -> Result<(), ValidationError> {
             ));
         }
     }
-    for slot in [Slot::Left, Slot::Right, Slot::Loss] {
+    let factor_slots = (0..program.plan.blocks() as u8).map(Slot::Factor);
+    for slot in factor_slots.chain([Slot::Loss]) {
         if program.plan.slot(slot).is_none() {
             return Err(fail(String::new(), format!("slot {slot:?} is not bound")));
         }

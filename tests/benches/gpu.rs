@@ -41,14 +41,14 @@ fn run(
         Value::Matrix(a) => (a.nrows(), a.ncols()),
         _ => unreachable!(),
     };
-    backend.bind_dim(lowered.data_dims.0, rows);
-    backend.bind_dim(lowered.data_dims.1, cols);
+    backend.bind_dim(lowered.data_dims[0], rows);
+    backend.bind_dim(lowered.data_dims[1], cols);
     backend.set(lowered.target.1, y.clone()).expect("set");
     let mut opts = options(1e-12);
     opts.max_iter = iters;
     opts.init_rank = 20;
     let mut machine = Machine::new(&lowered.program, backend);
-    solve::solve(&mut machine, rows, cols, &opts, &mut |_| {}).expect("solves")
+    solve::solve(&mut machine, &[rows, cols], &opts, &mut |_| {}).expect("solves")
 }
 
 fn lowrank(ctx: &std::sync::Arc<GpuContext>) {

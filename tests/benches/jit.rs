@@ -67,7 +67,7 @@ fn alternating(text: &str, data: &Value, rank: usize) -> (f64, f64) {
 fn gemm_seconds(m: usize, n: usize, r: usize) -> f64 {
     let lowered = lower_text(NUCLEAR, &[]).expect("lowers");
     let program = &lowered.program;
-    let (m_dim, n_dim) = lowered.data_dims;
+    let (m_dim, n_dim) = (lowered.data_dims[0], lowered.data_dims[1]);
     let rank = program.plan.rank;
     let extent = |d| {
         if d == m_dim {
@@ -82,7 +82,7 @@ fn gemm_seconds(m: usize, n: usize, r: usize) -> f64 {
     };
     let mut synth = Synth::new(3);
     let mut total = 0.0;
-    let roles = [Role::GradLeft, Role::GradRight, Role::ValueAfterRight];
+    let roles = [Role::Grad(0), Role::Grad(1), Role::ValueAfterLast];
     for role in roles {
         let kernel = program.kernel(program.plan.kernel(role).expect("role"));
         for stmt in &kernel.body {
@@ -184,21 +184,21 @@ fn kernel_profile(m: usize, n: usize, r: usize) {
         Box::new(hfc_runtime::Interpreter::new(program)),
     ];
     for backend in &mut backends {
-        backend.bind_dim(lowered.data_dims.0, m);
-        backend.bind_dim(lowered.data_dims.1, n);
+        backend.bind_dim(lowered.data_dims[0], m);
+        backend.bind_dim(lowered.data_dims[1], n);
         backend.bind_dim(program.plan.rank, r);
         backend
             .set(lowered.target.1, Value::Matrix(y.clone()))
             .expect("binds");
         let slot = |s| program.plan.slot(s).expect("slot");
         backend
-            .set(slot(Slot::Left), Value::Matrix(u.clone()))
+            .set(slot(Slot::Factor(0)), Value::Matrix(u.clone()))
             .expect("binds");
         backend
-            .set(slot(Slot::Right), Value::Matrix(v.clone()))
+            .set(slot(Slot::Factor(1)), Value::Matrix(v.clone()))
             .expect("binds");
         backend
-            .set(slot(Slot::StepLeft), Value::Matrix(u.clone()))
+            .set(slot(Slot::Step(0)), Value::Matrix(u.clone()))
             .expect("binds");
         let weights = Value::Vector(ndarray::Array1::from_elem(r, 0.01));
         backend
@@ -209,11 +209,11 @@ fn kernel_profile(m: usize, n: usize, r: usize) {
             .expect("runs");
     }
     for role in [
-        Role::GradLeft,
-        Role::GradRight,
-        Role::ValueAfterRight,
-        Role::GaugeLeft,
-        Role::ProxLeft,
+        Role::Grad(0),
+        Role::Grad(1),
+        Role::ValueAfterLast,
+        Role::Gauge(0),
+        Role::Prox(0),
     ] {
         let kernel = program.plan.kernel(role).expect("role");
         let times: Vec<f64> = backends

@@ -144,8 +144,8 @@ fn solve_gpu(
         _ => panic!("data must be a matrix"),
     };
     let bind = |backend: &mut dyn Backend| {
-        backend.bind_dim(lowered.data_dims.0, rows);
-        backend.bind_dim(lowered.data_dims.1, cols);
+        backend.bind_dim(lowered.data_dims[0], rows);
+        backend.bind_dim(lowered.data_dims[1], cols);
         for (k, d) in program.dims.iter().enumerate() {
             if d.kind == DimKind::Observed {
                 backend.bind_dim(DimId(k as u32), nnz);
@@ -162,14 +162,13 @@ fn solve_gpu(
     let mut opts = options(tol);
     opts.tol = certify::low_precision_tol(tol, epsilon);
     let mut machine = Machine::new(program, &mut gpu);
-    let on_gpu = solve::solve(&mut machine, rows, cols, &opts, &mut |_| {}).expect("gpu solves");
+    let on_gpu = solve::solve(&mut machine, &[rows, cols], &opts, &mut |_| {}).expect("gpu solves");
     let mut cpu = hfc_runtime::Interpreter::new(program);
     bind(&mut cpu);
     let mut machine = Machine::new(program, &mut cpu);
     let certified = certify::certify(
         &mut machine,
-        rows,
-        cols,
+        &[rows, cols],
         &on_gpu,
         &options(tol),
         &mut |_| {},

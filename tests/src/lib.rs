@@ -194,8 +194,8 @@ pub fn solve_with_inputs(
         }
         _ => return Err("data must be a matrix".into()),
     };
-    backend.bind_dim(lowered.data_dims.0, rows);
-    backend.bind_dim(lowered.data_dims.1, cols);
+    backend.bind_dim(lowered.data_dims[0], rows);
+    backend.bind_dim(lowered.data_dims[1], cols);
     backend
         .set(lowered.target.1, data)
         .map_err(|e| e.to_string())?;
@@ -207,18 +207,20 @@ pub fn solve_with_inputs(
         ));
     }
     // The factors' heights: the data's, or the input's columns for a network's first layer.
-    let mut factor_rows = rows;
+    let mut heights = vec![rows, cols];
     for (&(_, buf, (_, cols_dim)), x) in lowered.inputs.iter().zip(inputs) {
         backend.bind_dim(cols_dim, x.ncols());
         backend
             .set(buf, hfc_runtime::Value::Matrix(x.clone()))
             .map_err(|e| e.to_string())?;
-        if lowered.factor_dims.0 == cols_dim {
-            factor_rows = x.ncols();
+        for (height, &dim) in heights.iter_mut().zip(&lowered.factor_dims) {
+            if dim == cols_dim {
+                *height = x.ncols();
+            }
         }
     }
     let mut machine = hfc_runtime::machine::Machine::new(&program, backend.as_mut());
-    let solution = hfc_runtime::solve::solve(&mut machine, factor_rows, cols, options, &mut |_| {})
+    let solution = hfc_runtime::solve::solve(&mut machine, &heights, options, &mut |_| {})
         .map_err(|e| e.to_string())?;
     Ok(Solved { lowered, solution })
 }

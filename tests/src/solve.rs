@@ -178,7 +178,7 @@ fn completion_recovers_a_planted_low_rank_matrix() {
     );
     assert!(solved.lowered.program.plan.polar_exact);
     assert!(s.relative_gap.expect("exact polar") <= 1e-6);
-    let x = linalg::gemm(s.left.view(), false, s.right.view(), true, 1.0);
+    let x = linalg::gemm(s.left().view(), false, s.right().view(), true, 1.0);
     let err = (&x - &truth).mapv(|v| v * v).sum().sqrt() / truth.mapv(|v| v * v).sum().sqrt();
     assert!(err <= 1e-2, "relative recovery error {err}");
     assert!(s.gap.is_some());
@@ -210,7 +210,7 @@ fn nmf_keeps_factors_nonnegative_and_descends() {
     );
     assert!(s.gap.is_none());
     assert!(s.rank() >= 1);
-    assert!(s.left.iter().chain(s.right.iter()).all(|v| *v >= 0.0));
+    assert!(s.left().iter().chain(s.right().iter()).all(|v| *v >= 0.0));
     assert_monotone(&s.history);
 }
 
@@ -244,7 +244,7 @@ fn huber_resists_gross_outliers_better_than_squared() {
         let solved =
             solve_text(text, overrides, Value::Matrix(y.clone()), &options(1e-7)).expect("solves");
         let s = solved.solution;
-        let x = linalg::gemm(s.left.view(), false, s.right.view(), true, 1.0);
+        let x = linalg::gemm(s.left().view(), false, s.right().view(), true, 1.0);
         (&x - &truth).mapv(|v| v * v).sum().sqrt() / truth.mapv(|v| v * v).sum().sqrt()
     };
     // Huber clips the gradient at δ, so λ scales with δ; the squared loss gets its best λ
@@ -310,11 +310,11 @@ fn adaptive_dropout_equals_the_thresholded_svd_with_equalized_factors() {
     assert_eq!(s.stop, Stop::Optimal);
     assert!(solved.lowered.program.plan.polar_exact);
     assert_eq!(s.rank(), closed.rank, "the solver stops at k*");
-    let x = s.left.dot(&s.right.t());
+    let x = s.left().dot(&s.right().t());
     let error = relative_frobenius(&x, &closed.x);
     assert!(error <= 1e-6, "‖X − S_τ(Y)‖/‖S_τ(Y)‖ = {error}");
     assert!(relative(s.objective, closed.objective) <= 1e-9);
-    let spread = equalization_spread(&s.left, &s.right);
+    let spread = equalization_spread(s.left(), s.right());
     assert!(spread <= 1e-6, "equalization spread {spread}");
     assert!(s.relative_gap.expect("gap") <= 1e-9);
     // The test σ_max(Y − X) ≤ λ₁‖X‖_* (up to the tolerance), reported as σ/‖X‖_* vs λ₁.
@@ -349,10 +349,10 @@ fn fixed_rate_dropout_at_a_fixed_size_is_thresholding_with_rate_over_r() {
         assert_eq!(s.rank(), r, "a fixed rate keeps the size");
         let closed = dropout_closed_form(y.view(), lambda1 / r as f64).expect("svd");
         assert!(closed.rank <= r);
-        let x = s.left.dot(&s.right.t());
+        let x = s.left().dot(&s.right().t());
         let error = relative_frobenius(&x, &closed.x);
         assert!(error <= 1e-6, "r = {r}: error {error}");
-        assert!(equalization_spread(&s.left, &s.right) <= 1e-6);
+        assert!(equalization_spread(s.left(), s.right()) <= 1e-6);
         // Splitting every column halves the regularizer: F does not bound the size.
         let summary = s.dropout.as_ref().expect("summary");
         assert!(summary.split_objective < s.objective - 1e-9 * s.objective);

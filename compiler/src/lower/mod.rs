@@ -33,17 +33,17 @@ pub struct Lowered {
     pub target: (usize, BufId),
     /// Whether the target is bound as observed entries.
     pub observed: bool,
-    /// The data dimensions (rows, columns).
-    pub data_dims: (DimId, DimId),
+    /// The data's dimensions, one per axis (rows and columns of a matrix; a tensor's modes).
+    pub data_dims: Vec<DimId>,
     /// Other data the map reads (a network's input X): index into the model's `data`, its
     /// buffer and its dimensions (rows, columns). The rows of a network's input are the
     /// target's rows (the same dimension).
     pub inputs: Vec<(usize, BufId, (DimId, DimId))>,
-    /// The dimensions of the factors' rows (left, right): the data's for `U * V'`, (d, c)
-    /// for a network; the solver's `rows` and `cols`.
-    pub factor_dims: (DimId, DimId),
-    /// The left and right factors (indices into the model's `factors`).
-    pub factors: (usize, usize),
+    /// The dimensions of the factors' rows in block order: the data's for `U * V'` and
+    /// `cp(...)`, (d, c) for a network; the solver's factor heights.
+    pub factor_dims: Vec<DimId>,
+    /// The factors in block order (indices into the model's `factors`).
+    pub factors: Vec<usize>,
 }
 
 fn unsupported(model: &ir::Model, span: Span, what: &str, help: &str) -> Box<Diagnostic> {
@@ -493,30 +493,30 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
         bld.kernel(Role::Setup, Vec::new());
         bld.kernel(Role::Value, predict(Vec::new()));
         bld.kernel(
-            Role::GradLeft,
+            Role::Grad(0),
             predict(vec![
                 map(resid, gradient(b(pred), b(y))),
                 spmm(grad_u, resid, v, false, 1.0),
             ]),
         );
         bld.kernel(
-            Role::GradRight,
+            Role::Grad(1),
             predict(vec![
                 map(resid, gradient(b(pred), b(y))),
                 spmm(grad_v, resid, u, true, 1.0),
             ]),
         );
-        bld.kernel(Role::ValueAfterRight, predict(Vec::new()));
+        bld.kernel(Role::ValueAfterLast, predict(Vec::new()));
         bld.kernel(
             Role::Residual,
             predict(vec![map(resid, gradient(b(pred), b(y)))]),
         );
         bld.kernel(
-            Role::ApplyNegGrad,
+            Role::Contract(0),
             vec![spmm(probe_out_u, resid, probe_in_v, false, -1.0)],
         );
         bld.kernel(
-            Role::ApplyNegGradT,
+            Role::Contract(1),
             vec![spmm(probe_out_v, resid, probe_in_u, true, -1.0)],
         );
         let z = bld.buf("dual_point", &[nnz], BufferKind::Temp);
@@ -575,7 +575,7 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
         };
         bld.kernel(Role::Value, via_yv(Vec::new()));
         bld.kernel(
-            Role::GradLeft,
+            Role::Grad(0),
             via_yv(vec![
                 gemm(grad_u, u, false, vtv, false, 1.0),
                 gemm_acc(grad_u, y, false, v, false, -1.0),
@@ -590,7 +590,7 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
             body
         };
         bld.kernel(
-            Role::GradRight,
+            Role::Grad(1),
             via_ytu(
                 vec![gemm(ytu, y, true, u, false, 1.0)],
                 vec![
@@ -602,12 +602,12 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
                 ],
             ),
         );
-        bld.kernel(Role::ValueAfterRight, via_ytu(Vec::new(), Vec::new()));
+        bld.kernel(Role::ValueAfterLast, via_ytu(Vec::new(), Vec::new()));
         bld.kernel(Role::Residual, via_yv(Vec::new()));
         let vtx = bld.buf("vt_probe", &[r, p], BufferKind::Temp);
         let uty = bld.buf("ut_probe", &[r, p], BufferKind::Temp);
         bld.kernel(
-            Role::ApplyNegGrad,
+            Role::Contract(0),
             vec![
                 gemm(vtx, v, true, probe_in_v, false, 1.0),
                 gemm(probe_out_u, y, false, probe_in_v, false, 1.0),
@@ -615,7 +615,7 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
             ],
         );
         bld.kernel(
-            Role::ApplyNegGradT,
+            Role::Contract(1),
             vec![
                 gemm(uty, u, true, probe_in_u, false, 1.0),
                 gemm(probe_out_v, y, true, probe_in_u, false, 1.0),
@@ -651,27 +651,27 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
         bld.kernel(Role::Setup, Vec::new());
         bld.kernel(Role::Value, predict(Vec::new()));
         bld.kernel(
-            Role::GradLeft,
+            Role::Grad(0),
             predict(vec![
                 map(g, gradient(b(x), b(y))),
                 gemm(grad_u, g, false, v, false, 1.0),
             ]),
         );
         bld.kernel(
-            Role::GradRight,
+            Role::Grad(1),
             predict(vec![
                 map(g, gradient(b(x), b(y))),
                 gemm(grad_v, g, true, u, false, 1.0),
             ]),
         );
-        bld.kernel(Role::ValueAfterRight, predict(Vec::new()));
+        bld.kernel(Role::ValueAfterLast, predict(Vec::new()));
         bld.kernel(Role::Residual, predict(vec![map(g, gradient(b(x), b(y)))]));
         bld.kernel(
-            Role::ApplyNegGrad,
+            Role::Contract(0),
             vec![gemm(probe_out_u, g, false, probe_in_v, false, -1.0)],
         );
         bld.kernel(
-            Role::ApplyNegGradT,
+            Role::Contract(1),
             vec![gemm(probe_out_v, g, true, probe_in_u, false, -1.0)],
         );
         let z = bld.buf("dual_point", &[m, n], BufferKind::Temp);
@@ -687,7 +687,7 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
         dense_curvature(&mut bld, probe_in_u, probe_in_v, curvature);
     }
     bld.kernel(
-        Role::GaugeLeft,
+        Role::Gauge(0),
         vec![Stmt::ColumnGauge {
             dst: gauge_u,
             src: u,
@@ -695,7 +695,7 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
         }],
     );
     bld.kernel(
-        Role::GaugeRight,
+        Role::Gauge(1),
         vec![Stmt::ColumnGauge {
             dst: gauge_v,
             src: v,
@@ -703,7 +703,7 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
         }],
     );
     bld.kernel(
-        Role::ProxLeft,
+        Role::Prox(0),
         vec![Stmt::ColumnProx {
             dst: u,
             src: step_u,
@@ -712,7 +712,7 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
         }],
     );
     bld.kernel(
-        Role::ProxRight,
+        Role::Prox(1),
         vec![Stmt::ColumnProx {
             dst: v,
             src: step_v,
@@ -721,20 +721,20 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
         }],
     );
     let slots: Vec<(Slot, BufId)> = vec![
-        (Slot::Left, u),
-        (Slot::Right, v),
+        (Slot::Factor(0), u),
+        (Slot::Factor(1), v),
         (Slot::Loss, loss_buf),
-        (Slot::GradLeft, grad_u),
-        (Slot::GradRight, grad_v),
-        (Slot::StepLeft, step_u),
-        (Slot::StepRight, step_v),
+        (Slot::Grad(0), grad_u),
+        (Slot::Grad(1), grad_v),
+        (Slot::Step(0), step_u),
+        (Slot::Step(1), step_v),
         (Slot::ProxWeights, weights),
-        (Slot::GaugeLeft, gauge_u),
-        (Slot::GaugeRight, gauge_v),
-        (Slot::ProbeInLeft, probe_in_u),
-        (Slot::ProbeInRight, probe_in_v),
-        (Slot::ProbeOutLeft, probe_out_u),
-        (Slot::ProbeOutRight, probe_out_v),
+        (Slot::Gauge(0), gauge_u),
+        (Slot::Gauge(1), gauge_v),
+        (Slot::ProbeIn(0), probe_in_u),
+        (Slot::ProbeIn(1), probe_in_v),
+        (Slot::ProbeOut(0), probe_out_u),
+        (Slot::ProbeOut(1), probe_out_v),
         (Slot::DualScale, dual_scale),
         (Slot::Dual, dual),
         (Slot::Curvature, curvature),
@@ -757,8 +757,7 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
             probe: p,
             lambda,
             scale,
-            gauge_left,
-            gauge_right,
+            gauges: vec![gauge_left, gauge_right],
             smoothness: (kernel.smoothness)(&params),
             quadratic: kernel.quadratic,
             masked: observed,
@@ -776,9 +775,9 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
             },
             polar_starts: model.solve.polar_starts,
             lipschitz: if network.is_some() {
-                [Lipschitz::InputTimesOtherGram, Lipschitz::BlockGram]
+                vec![Lipschitz::InputTimesOtherGram, Lipschitz::BlockGram]
             } else {
-                [Lipschitz::OtherGram; 2]
+                vec![Lipschitz::OtherGram; 2]
             },
             slots,
             roles: bld.roles,
@@ -788,9 +787,9 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
         program,
         target: (target, y),
         observed,
-        data_dims: (m, n),
+        data_dims: vec![m, n],
         inputs,
-        factor_dims: (u_rows, v_rows),
-        factors: (left, right),
+        factor_dims: vec![u_rows, v_rows],
+        factors: vec![left, right],
     })
 }

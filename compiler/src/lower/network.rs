@@ -76,7 +76,7 @@ pub(super) fn kernels(
     bld.kernel(Role::Setup, vec![gemm(xtx, io.x, true, io.x, false, 1.0)]);
     bld.kernel(Role::Value, with_loss(Vec::new()));
     bld.kernel(
-        Role::GradLeft,
+        Role::Grad(0),
         with_loss(vec![
             output_grad.clone(),
             gemm(back, grad_out, false, io.w2, false, 1.0),
@@ -85,14 +85,14 @@ pub(super) fn kernels(
         ]),
     );
     bld.kernel(
-        Role::GradRight,
+        Role::Grad(1),
         with_loss(vec![
             output_grad.clone(),
             gemm(io.grad_w2, grad_out, true, hidden, false, 1.0),
             gemm(hth, hidden, true, hidden, false, 1.0),
         ]),
     );
-    bld.kernel(Role::ValueAfterRight, with_loss(Vec::new()));
+    bld.kernel(Role::ValueAfterLast, with_loss(Vec::new()));
     bld.kernel(Role::Residual, with_loss(vec![output_grad]));
     let dual_point = bld.buf("dual_point", &[n, c], BufferKind::Temp);
     let conjugate_sum = bld.buf("conjugate_sum", &[], BufferKind::Temp);

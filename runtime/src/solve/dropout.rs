@@ -117,7 +117,7 @@ impl Sweep<'_, '_, '_> {
     }
 
     fn objective(&mut self, u: &Array2<f64>, v: &Array2<f64>) -> Result<(f64, f64), ExecError> {
-        self.state.bind(u, v)?;
+        self.state.bind(&[u.clone(), v.clone()])?;
         self.state.machine.run(Role::Value)?;
         let loss = self.state.machine.scalar(Slot::Loss)?;
         Ok((loss + regularizer(self.kappa_m(u.ncols()), u, v), loss))
@@ -130,13 +130,13 @@ impl Sweep<'_, '_, '_> {
         v: &Array2<f64>,
     ) -> Result<(Array2<f64>, Array2<f64>, f64, f64), ExecError> {
         let kappa_m = self.kappa_m(u.ncols());
-        self.state.bind(u, v)?;
-        self.state.machine.run(Role::GradLeft)?;
-        let grad_u = self.state.machine.matrix(Slot::GradLeft)?;
+        self.state.bind(&[u.clone(), v.clone()])?;
+        self.state.machine.run(Role::Grad(0))?;
+        let grad_u = self.state.machine.matrix(Slot::Grad(0))?;
         let u_new = block_minimizer(u, &grad_u, v, kappa_m);
-        self.state.bind(&u_new, v)?;
-        self.state.machine.run(Role::GradRight)?;
-        let grad_v = self.state.machine.matrix(Slot::GradRight)?;
+        self.state.bind(&[u_new.clone(), v.clone()])?;
+        self.state.machine.run(Role::Grad(1))?;
+        let grad_v = self.state.machine.matrix(Slot::Grad(1))?;
         let v_new = block_minimizer(v, &grad_v, &u_new, kappa_m);
         let (u_eq, v_eq) = linalg::equalize(u_new.view(), v_new.view()).unwrap_or((u_new, v_new));
         let (objective, loss) = self.objective(&u_eq, &v_eq)?;
@@ -258,14 +258,14 @@ pub(super) fn solve(
 
         // The polar test σ_max(Y − X) ≤ 2κ_c‖X‖_* and the duality gap.
         let clock = Instant::now();
-        sweeper.state.bind(&u, &v)?;
+        sweeper.state.bind(&[u.clone(), v.clone()])?;
         sweeper.state.machine.run(Role::Residual)?;
         let polar = polar::solve(
             sweeper.state.machine,
-            rows,
-            cols,
+            &[rows, cols],
             polar_tol,
             options.seed.wrapping_add(outer),
+            &[],
         )?;
         let sigma = polar.value;
         let nuclear = nuclear_norm(&u, &v);
@@ -317,7 +317,7 @@ pub(super) fn solve(
             stop = Stop::RankLimit;
             break;
         }
-        let Some((p, q, _)) = polar.pairs.first() else {
+        let Some(([p, q], _)) = polar.atoms.first().map(|(a, v)| (a.as_slice(), v)) else {
             stop = Stop::NoProgress;
             break;
         };
@@ -353,8 +353,7 @@ pub(super) fn solve(
         split_objective,
     };
     Ok(Solution {
-        left: u,
-        right: v,
+        factors: vec![u, v],
         objective,
         loss,
         regularizer,

@@ -106,10 +106,8 @@ pub type Progress<'a> = &'a mut dyn FnMut(&Record);
 /// The result of a run.
 #[derive(Clone, Debug)]
 pub struct Solution {
-    /// U, `[m, r]`.
-    pub left: Array2<f64>,
-    /// V, `[n, r]`.
-    pub right: Array2<f64>,
+    /// The factors in block order (U `[m, r]` and V `[n, r]`; a CP model's modes).
+    pub factors: Vec<Array2<f64>>,
     /// F at the end.
     pub objective: f64,
     /// ℓ at the end.
@@ -169,7 +167,17 @@ pub struct DropoutSummary {
 impl Solution {
     /// The size r.
     pub fn rank(&self) -> usize {
-        self.left.ncols()
+        self.factors.first().map_or(0, Array2::ncols)
+    }
+
+    /// The first factor (U).
+    pub fn left(&self) -> &Array2<f64> {
+        &self.factors[0]
+    }
+
+    /// The second factor (V).
+    pub fn right(&self) -> &Array2<f64> {
+        &self.factors[1]
     }
 
     /// Whether it stopped at a point that passed the polar test.
@@ -191,42 +199,11 @@ pub enum SolveError {
     NonFinite(f64, u64),
 }
 
-/// The kernels and buffers of one factor's block step.
-#[derive(Clone, Copy)]
-struct Block {
-    /// 0 for the left factor, 1 for the right (indexes `Plan::lipschitz`).
-    index: usize,
-    grad_role: Role,
-    grad_slot: Slot,
-    other_gauge_role: Role,
-    other_gauge_slot: Slot,
-    step_slot: Slot,
-    prox_role: Role,
-    factor_slot: Slot,
-}
+/// F and ℓ at a point.
+type ObjectiveAndLoss = (f64, f64);
 
-impl Block {
-    const LEFT: Block = Block {
-        index: 0,
-        grad_role: Role::GradLeft,
-        grad_slot: Slot::GradLeft,
-        other_gauge_role: Role::GaugeRight,
-        other_gauge_slot: Slot::GaugeRight,
-        step_slot: Slot::StepLeft,
-        prox_role: Role::ProxLeft,
-        factor_slot: Slot::Left,
-    };
-    const RIGHT: Block = Block {
-        index: 1,
-        grad_role: Role::GradRight,
-        grad_slot: Slot::GradRight,
-        other_gauge_role: Role::GaugeLeft,
-        other_gauge_slot: Slot::GaugeLeft,
-        step_slot: Slot::StepRight,
-        prox_role: Role::ProxRight,
-        factor_slot: Slot::Right,
-    };
-}
+/// The factors W_0 … W_{K−1}, each `[n_k, r]`.
+type Factors = Vec<Array2<f64>>;
 
 struct State<'m, 'p> {
     machine: &'m mut Machine<'p>,
@@ -237,50 +214,53 @@ struct State<'m, 'p> {
 }
 
 impl State<'_, '_> {
-    fn bind(&mut self, u: &Array2<f64>, v: &Array2<f64>) -> Result<(), ExecError> {
-        self.machine.set_rank(u.ncols());
-        self.machine.set_matrix(Slot::Left, u.clone())?;
-        self.machine.set_matrix(Slot::Right, v.clone())
+    fn bind(&mut self, factors: &[Array2<f64>]) -> Result<(), ExecError> {
+        self.machine
+            .set_rank(factors.first().map_or(0, Array2::ncols));
+        for (k, w) in factors.iter().enumerate() {
+            self.machine.set_matrix(Slot::Factor(k as u8), w.clone())?;
+        }
+        Ok(())
     }
 
-    fn gauges(&mut self) -> Result<(Array1<f64>, Array1<f64>), ExecError> {
-        self.machine.run(Role::GaugeLeft)?;
-        self.machine.run(Role::GaugeRight)?;
-        Ok((
-            self.machine.vector(Slot::GaugeLeft)?,
-            self.machine.vector(Slot::GaugeRight)?,
-        ))
+    /// The column gauges of every factor (of the factors bound).
+    fn gauges(&mut self, blocks: usize) -> Result<Vec<Array1<f64>>, ExecError> {
+        (0..blocks as u8)
+            .map(|k| {
+                self.machine.run(Role::Gauge(k))?;
+                self.machine.vector(Slot::Gauge(k))
+            })
+            .collect()
     }
 
-    fn regularizer(&mut self) -> Result<f64, ExecError> {
-        let (a, b) = self.gauges()?;
-        Ok(self.weight * a.dot(&b))
+    /// w·Σᵢ Πₖ gₖ(wₖᵢ) at the factors bound.
+    fn regularizer(&mut self, blocks: usize) -> Result<f64, ExecError> {
+        let gauges = self.gauges(blocks)?;
+        Ok(self.weight
+            * match gauges.as_slice() {
+                [a, b] => a.dot(b),
+                _ => column_products(&gauges, None).sum(),
+            })
     }
 
-    /// F at (u, v): (objective, loss).
-    fn objective(&mut self, u: &Array2<f64>, v: &Array2<f64>) -> Result<(f64, f64), ExecError> {
-        self.bind(u, v)?;
+    /// F at the factors: (objective, loss).
+    fn objective(&mut self, factors: &[Array2<f64>]) -> Result<(f64, f64), ExecError> {
+        self.bind(factors)?;
         self.machine.run(Role::Value)?;
         let loss = self.machine.scalar(Slot::Loss)?;
-        Ok((loss + self.regularizer()?, loss))
+        Ok((loss + self.regularizer(factors.len())?, loss))
     }
 
-    /// One prox-gradient step on one factor's block, from `from` (already bound), with the
-    /// other factor `other` fixed: step 1/L with L = smoothness · λ_max(otherᵀ other), then
-    /// the column prox with weights w·g(other's columns)/L. Returns the new block.
-    fn prox_step(
-        &mut self,
-        block: Block,
-        from: &Array2<f64>,
-        other: &Array2<f64>,
-    ) -> Result<Array2<f64>, ExecError> {
-        self.machine.run(block.grad_role)?;
-        let grad = self.machine.matrix(block.grad_slot)?;
-        let rule = self.machine.plan().lipschitz[block.index];
-        let other_gram = || {
-            let gram = linalg::gemm(other.view(), true, other.view(), false, 1.0);
-            linalg::largest_eigenvalue(gram.view())
-        };
+    /// One prox-gradient step on block k from `factors[k]` with the others fixed (all
+    /// bound): step 1/L with L from the plan's rule for the block, then the column prox with
+    /// weights w·Πₗ≠ₖ gₗ(columns)/L. Returns the new block.
+    fn prox_step(&mut self, k: usize, factors: &[Array2<f64>]) -> Result<Array2<f64>, ExecError> {
+        let block = k as u8;
+        let from = &factors[k];
+        self.machine.run(Role::Grad(block))?;
+        let grad = self.machine.matrix(Slot::Grad(block))?;
+        let rule = self.machine.plan().lipschitz[k];
+        let other_gram = || largest_eigenvalue_of_other_grams(factors, k);
         let curvature = match rule {
             Lipschitz::OtherGram => other_gram(),
             Lipschitz::BlockGram => {
@@ -296,17 +276,21 @@ impl State<'_, '_> {
         } else {
             0.0
         };
-        self.machine.run(block.other_gauge_role)?;
-        let gauges = self.machine.vector(block.other_gauge_slot)?;
+        let mut other_gauges = Vec::with_capacity(factors.len());
+        for l in (0..factors.len()).filter(|&l| l != k) {
+            self.machine.run(Role::Gauge(l as u8))?;
+            other_gauges.push(self.machine.vector(Slot::Gauge(l as u8))?);
+        }
+        let gauges = column_products(&other_gauges, None);
         for _ in 0..60 {
             let weights = &gauges * (self.weight / lipschitz);
             let mut start = from.clone();
             start.scaled_add(-1.0 / lipschitz, &grad);
-            self.machine.set_matrix(block.step_slot, start)?;
+            self.machine.set_matrix(Slot::Step(block), start)?;
             self.machine
                 .set(Slot::ProxWeights, Value::Vector(weights))?;
-            self.machine.run(block.prox_role)?;
-            let next = self.machine.matrix(block.factor_slot)?;
+            self.machine.run(Role::Prox(block))?;
+            let next = self.machine.matrix(Slot::Factor(block))?;
             if !backtrack {
                 return Ok(next);
             }
@@ -321,61 +305,120 @@ impl State<'_, '_> {
                 return Ok(next);
             }
             lipschitz *= 2.0;
-            self.machine.set_matrix(block.factor_slot, from.clone())?;
+            self.machine.set_matrix(Slot::Factor(block), from.clone())?;
         }
         Ok(from.clone())
     }
 
-    /// A prox-gradient step on U from `u_from` with V fixed; returns the new U.
-    fn step_left(
+    /// A prox-gradient step on block k of `factors` (whose block k is the point the step
+    /// starts from); returns the new block. After the last block, also the objective and
+    /// loss at the new point (the loss through `ValueAfterLast`, which may reuse what the
+    /// last `Grad` computed).
+    fn step(
         &mut self,
-        u_from: &Array2<f64>,
-        v: &Array2<f64>,
-    ) -> Result<Array2<f64>, ExecError> {
-        self.bind(u_from, v)?;
-        self.prox_step(Block::LEFT, u_from, v)
+        k: usize,
+        factors: &[Array2<f64>],
+    ) -> Result<(Array2<f64>, Option<ObjectiveAndLoss>), ExecError> {
+        self.bind(factors)?;
+        let next = self.prox_step(k, factors)?;
+        if k + 1 < factors.len() {
+            return Ok((next, None));
+        }
+        self.machine.run(Role::ValueAfterLast)?;
+        let loss = self.machine.scalar(Slot::Loss)?;
+        let objective = loss + self.regularizer(factors.len())?;
+        Ok((next, Some((objective, loss))))
     }
 
-    /// A prox-gradient step on V from `v_from` with U fixed; returns the new V and the
-    /// objective and loss at (U, new V) (the loss through `ValueAfterRight`, which may reuse
-    /// what `GradRight` computed for this U).
-    fn step_right(
+    /// One sweep over the blocks from `starts` (block k's step starts from `starts[k]`, the
+    /// blocks before it are already new): the new factors, objective and loss.
+    fn sweep(
         &mut self,
-        u: &Array2<f64>,
-        v_from: &Array2<f64>,
-    ) -> Result<(Array2<f64>, f64, f64), ExecError> {
-        self.bind(u, v_from)?;
-        let v_new = self.prox_step(Block::RIGHT, v_from, u)?;
-        self.machine.run(Role::ValueAfterRight)?;
-        let loss = self.machine.scalar(Slot::Loss)?;
-        let objective = loss + self.regularizer()?;
-        Ok((v_new, objective, loss))
+        current: &[Array2<f64>],
+        starts: &[Array2<f64>],
+    ) -> Result<(Factors, f64, f64), ExecError> {
+        let mut factors: Factors = current.to_vec();
+        let mut result = (0.0, 0.0);
+        for k in 0..factors.len() {
+            factors[k] = starts[k].clone();
+            let (next, at_end) = self.step(k, &factors)?;
+            factors[k] = next;
+            if let Some(values) = at_end {
+                result = values;
+            }
+        }
+        Ok((factors, result.0, result.1))
     }
 }
 
-/// Rescales columns so that g_U(uᵢ) = g_V(vᵢ) (the map and θ do not change) and drops the
-/// columns where either is 0 (they add nothing to the map or the regularizer).
+/// λ_max of the Hadamard product of the factors' Grams other than block k: the curvature of
+/// a multilinear map in block k (`VᵀV` for `U * V'`).
+fn largest_eigenvalue_of_other_grams(factors: &[Array2<f64>], k: usize) -> f64 {
+    let mut product: Option<Array2<f64>> = None;
+    for (l, w) in factors.iter().enumerate() {
+        if l == k {
+            continue;
+        }
+        let gram = linalg::gemm(w.view(), true, w.view(), false, 1.0);
+        product = Some(match product {
+            None => gram,
+            Some(p) => p * gram,
+        });
+    }
+    product.map_or(0.0, |p| linalg::largest_eigenvalue(p.view()))
+}
+
+/// Πₖ vₖ entrywise over the vectors (the first one itself when there is one, so two-factor
+/// results stay bit-identical to a plain product).
+fn column_products(vectors: &[Array1<f64>], skip: Option<usize>) -> Array1<f64> {
+    let mut out: Option<Array1<f64>> = None;
+    for (k, v) in vectors.iter().enumerate() {
+        if Some(k) == skip {
+            continue;
+        }
+        out = Some(match out {
+            None => v.clone(),
+            Some(p) => p * v,
+        });
+    }
+    out.unwrap_or_default()
+}
+
+/// Rescales columns so that every factor's gauge of column i is the same (the map and θ do
+/// not change: the map is positively homogeneous of degree 1 in each factor) and drops the
+/// columns where any is 0 (they add nothing to the map or the regularizer).
 fn balance_and_prune(
     state: &mut State<'_, '_>,
-    u: &mut Array2<f64>,
-    v: &mut Array2<f64>,
+    factors: &mut [Array2<f64>],
 ) -> Result<(), ExecError> {
-    if u.ncols() == 0 {
+    let rank = factors.first().map_or(0, Array2::ncols);
+    if rank == 0 {
         return Ok(());
     }
-    state.bind(u, v)?;
-    let (a, b) = state.gauges()?;
-    let keep: Vec<usize> = (0..u.ncols())
-        .filter(|&i| a[i] > 0.0 && b[i] > 0.0 && a[i].is_finite() && b[i].is_finite())
+    state.bind(factors)?;
+    let gauges = state.gauges(factors.len())?;
+    let keep: Vec<usize> = (0..rank)
+        .filter(|&i| gauges.iter().all(|g| g[i] > 0.0 && g[i].is_finite()))
         .collect();
+    let blocks = factors.len();
     for &i in &keep {
-        let scale = (b[i] / a[i]).sqrt();
-        u.column_mut(i).mapv_inplace(|x| x * scale);
-        v.column_mut(i).mapv_inplace(|x| x / scale);
+        if blocks == 2 {
+            // √(b/a) and its inverse: the two-factor formula results were tuned with.
+            let scale = (gauges[1][i] / gauges[0][i]).sqrt();
+            factors[0].column_mut(i).mapv_inplace(|x| x * scale);
+            factors[1].column_mut(i).mapv_inplace(|x| x / scale);
+        } else {
+            let mean = gauges.iter().map(|g| g[i].ln()).sum::<f64>() / blocks as f64;
+            for (w, g) in factors.iter_mut().zip(&gauges) {
+                let scale = (mean - g[i].ln()).exp();
+                w.column_mut(i).mapv_inplace(|x| x * scale);
+            }
+        }
     }
-    if keep.len() != u.ncols() {
-        *u = u.select(Axis(1), &keep);
-        *v = v.select(Axis(1), &keep);
+    if keep.len() != rank {
+        for w in factors.iter_mut() {
+            *w = w.select(Axis(1), &keep);
+        }
     }
     Ok(())
 }
@@ -386,30 +429,41 @@ fn append(m: &Array2<f64>, col: &Array1<f64>) -> Array2<f64> {
 }
 
 /// Runs the meta-algorithm. The data must already be bound on the machine's back end (data
-/// dimensions and inputs); the `Setup` kernel is run here.
+/// dimensions and inputs); the `Setup` kernel is run here. `heights`: the number of rows of
+/// each factor, in block order (m and n for `U * V'`).
 pub fn solve(
     machine: &mut Machine<'_>,
-    rows: usize,
-    cols: usize,
+    heights: &[usize],
     options: &Options,
     progress: Progress<'_>,
 ) -> Result<Solution, SolveError> {
-    solve_from(machine, rows, cols, options, None, progress)
+    solve_from(machine, heights, options, None, progress)
 }
 
-/// [`solve`] from given factors `(U, V)` instead of `options.init_rank` random columns (a
-/// warm start: the GPU back end's f32 solution polished in f64, see [`crate::certify`]).
+/// [`solve`] from given factors instead of `options.init_rank` random columns (a warm start:
+/// the GPU back end's f32 solution polished in f64, see [`crate::certify`]).
 pub fn solve_from(
     machine: &mut Machine<'_>,
-    rows: usize,
-    cols: usize,
+    heights: &[usize],
     options: &Options,
-    start: Option<(Array2<f64>, Array2<f64>)>,
+    start: Option<Vec<Array2<f64>>>,
     progress: Progress<'_>,
 ) -> Result<Solution, SolveError> {
     let plan = machine.plan().clone();
+    let blocks = plan.blocks();
+    if heights.len() != blocks {
+        return Err(SolveError::Exec(ExecError::Backend(format!(
+            "{} factor heights given for {blocks} factors",
+            heights.len()
+        ))));
+    }
     if let Regularization::Dropout { .. } = plan.regularization {
-        return dropout::solve(machine, rows, cols, options, start, progress);
+        let start = start.map(|mut f| {
+            let v = f.pop().unwrap_or_default();
+            let u = f.pop().unwrap_or_default();
+            (u, v)
+        });
+        return dropout::solve(machine, heights[0], heights[1], options, start, progress);
     }
     let weight = plan.lambda * plan.scale;
     let mut state = State {
@@ -437,21 +491,19 @@ pub fn solve_from(
     let mut history = Vec::new();
 
     // λ_max: the polar value at W = 0.
-    let mut u = Array2::zeros((rows, 0));
-    let mut v = Array2::zeros((cols, 0));
+    let mut w: Factors = heights.iter().map(|&n| Array2::zeros((n, 0))).collect();
     let clock = Instant::now();
-    let (mut objective, mut loss) = state.objective(&u, &v)?;
+    let (mut objective, mut loss) = state.objective(&w)?;
     state.machine.run(Role::Residual)?;
-    let polar_at_zero = polar::solve(state.machine, rows, cols, polar_tol, options.seed)?;
+    let polar_at_zero = polar::solve(state.machine, heights, polar_tol, options.seed, &w)?;
     seconds_polar += clock.elapsed().as_secs_f64();
     let lambda_max = polar_at_zero.value / plan.scale;
     let mut pending: Option<Polar> = Some(polar_at_zero);
 
-    if let Some((u0, v0)) = start {
-        u = u0;
-        v = v0;
-        balance_and_prune(&mut state, &mut u, &mut v)?;
-        (objective, loss) = state.objective(&u, &v)?;
+    if let Some(factors) = start {
+        w = factors;
+        balance_and_prune(&mut state, &mut w)?;
+        (objective, loss) = state.objective(&w)?;
         pending = None;
     } else if options.init_rank > 0 {
         // Small random columns, balanced; the nonnegative cone keeps |x|.
@@ -469,12 +521,16 @@ pub fn solve_from(
             }
             m
         };
-        u = init(rows, plan.gauge_left.nonneg);
-        v = init(cols, plan.gauge_right.nonneg);
-        balance_and_prune(&mut state, &mut u, &mut v)?;
-        (objective, loss) = state.objective(&u, &v)?;
+        w = heights
+            .iter()
+            .zip(&plan.gauges)
+            .map(|(&n, gauge)| init(n, gauge.nonneg))
+            .collect();
+        balance_and_prune(&mut state, &mut w)?;
+        (objective, loss) = state.objective(&w)?;
         pending = None;
     }
+    let rank = |w: &Factors| w.first().map_or(0, Array2::ncols);
 
     let mut iterations: u64 = 0;
     let mut outer: u64 = 0;
@@ -490,7 +546,7 @@ pub fn solve_from(
     history.push(Record {
         iteration: 0,
         outer: 0,
-        rank: u.ncols(),
+        rank: rank(&w),
         objective,
         polar_value: None,
         gap: None,
@@ -498,9 +554,8 @@ pub fn solve_from(
     loop {
         // Local descent at fixed size.
         let clock = Instant::now();
-        if u.ncols() > 0 && pending.is_none() {
-            let mut u_prev = u.clone();
-            let mut v_prev = v.clone();
+        if rank(&w) > 0 && pending.is_none() {
+            let mut w_prev = w.clone();
             let mut t_prev: f64 = 1.0;
             let mut stalls = 0;
             let mut since_balance = 0;
@@ -508,18 +563,19 @@ pub fn solve_from(
             while iterations < options.max_iter.min(budget_end) && !interrupted() {
                 let t = 0.5 * (1.0 + (1.0 + 4.0 * t_prev * t_prev).sqrt());
                 let beta = (t_prev - 1.0) / t;
-                let extrapolate = |x: &Array2<f64>, prev: &Array2<f64>| {
-                    let mut y = x.clone();
-                    y.scaled_add(beta, &(x - prev));
-                    y
-                };
-                let mut u_new = state.step_left(&extrapolate(&u, &u_prev), &v)?;
-                let (mut v_new, mut f_new, _) =
-                    state.step_right(&u_new, &extrapolate(&v, &v_prev))?;
+                let extrapolated: Factors = w
+                    .iter()
+                    .zip(&w_prev)
+                    .map(|(x, prev)| {
+                        let mut y = x.clone();
+                        y.scaled_add(beta, &(x - prev));
+                        y
+                    })
+                    .collect();
+                let (mut w_new, mut f_new, _) = state.sweep(&w, &extrapolated)?;
                 if f_new > objective && beta > 0.0 {
                     // Restart: a plain step from the current point never increases F.
-                    u_new = state.step_left(&u, &v)?;
-                    (v_new, f_new, _) = state.step_right(&u_new, &v)?;
+                    (w_new, f_new, _) = state.sweep(&w, &w)?;
                     t_prev = 1.0;
                 } else {
                     t_prev = t;
@@ -529,13 +585,12 @@ pub fn solve_from(
                     return Err(SolveError::NonFinite(f_new, iterations));
                 }
                 let decrease = objective - f_new;
-                u_prev = std::mem::replace(&mut u, u_new);
-                v_prev = std::mem::replace(&mut v, v_new);
+                w_prev = std::mem::replace(&mut w, w_new);
                 objective = f_new;
                 history.push(Record {
                     iteration: iterations,
                     outer,
-                    rank: u.ncols(),
+                    rank: rank(&w),
                     objective,
                     polar_value: None,
                     gap: None,
@@ -546,11 +601,10 @@ pub fn solve_from(
                 since_balance += 1;
                 if since_balance >= 50 {
                     since_balance = 0;
-                    balance_and_prune(&mut state, &mut u, &mut v)?;
-                    u_prev = u.clone();
-                    v_prev = v.clone();
+                    balance_and_prune(&mut state, &mut w)?;
+                    w_prev = w.clone();
                     t_prev = 1.0;
-                    if u.ncols() == 0 {
+                    if rank(&w) == 0 {
                         break;
                     }
                 }
@@ -563,8 +617,8 @@ pub fn solve_from(
                     stalls = 0;
                 }
             }
-            balance_and_prune(&mut state, &mut u, &mut v)?;
-            (objective, loss) = state.objective(&u, &v)?;
+            balance_and_prune(&mut state, &mut w)?;
+            (objective, loss) = state.objective(&w)?;
         }
         seconds_descent += clock.elapsed().as_secs_f64();
         if interrupted() {
@@ -577,14 +631,14 @@ pub fn solve_from(
         let polar = match pending.take() {
             Some(p) => p,
             None => {
-                state.bind(&u, &v)?;
+                state.bind(&w)?;
                 state.machine.run(Role::Residual)?;
                 polar::solve(
                     state.machine,
-                    rows,
-                    cols,
+                    heights,
                     polar_tol,
                     options.seed.wrapping_add(outer + 1),
+                    &w,
                 )?
             }
         };
@@ -609,7 +663,7 @@ pub fn solve_from(
         history.push(Record {
             iteration: iterations,
             outer,
-            rank: u.ncols(),
+            rank: rank(&w),
             objective,
             polar_value: Some(last_polar),
             gap,
@@ -637,7 +691,7 @@ pub fn solve_from(
             }
             continue;
         }
-        if options.max_rank.is_some_and(|max| u.ncols() >= max) {
+        if options.max_rank.is_some_and(|max| rank(&w) >= max) {
             stop = Stop::RankLimit;
             break;
         }
@@ -646,50 +700,58 @@ pub fn solve_from(
         outer += 1;
         let room = options
             .max_rank
-            .map_or(usize::MAX, |max| max.saturating_sub(u.ncols()));
-        let rank_before = u.ncols();
+            .map_or(usize::MAX, |max| max.saturating_sub(rank(&w)));
+        let rank_before = rank(&w);
         let objective_before = objective;
         let block = plan.quadratic && !plan.masked && plan.polar == PolarSolver::TopSingular;
-        for (k, (pu, pv, value)) in polar.pairs.iter().enumerate() {
+        for (k, (atom, value)) in polar.atoms.iter().enumerate() {
             if k >= room || (k > 0 && (!block || *value <= weight * (1.0 + tol))) {
                 break;
             }
-            // φ(t) = ℓ(X + t·u vᵀ) + w·t: the exact minimizer for a quadratic loss (pairs of
-            // a block are orthonormal, so their steps decouple); the majorizer's step
+            // φ(t) = ℓ(X + t·φ(atom)) + w·t: the exact minimizer for a quadratic loss (pairs
+            // of a block are orthonormal, so their steps decouple); the majorizer's step
             // otherwise, then doubled while F decreases.
             state.machine.set_probe(1);
-            state
-                .machine
-                .set_matrix(Slot::ProbeInLeft, pu.clone().insert_axis(Axis(1)))?;
-            state
-                .machine
-                .set_matrix(Slot::ProbeInRight, pv.clone().insert_axis(Axis(1)))?;
+            for (l, vector) in atom.iter().enumerate() {
+                state
+                    .machine
+                    .set_matrix(Slot::ProbeIn(l as u8), vector.clone().insert_axis(Axis(1)))?;
+            }
             state.machine.run(Role::Curvature)?;
             let curvature = state.machine.scalar(Slot::Curvature)?;
             if curvature <= 0.0 {
                 continue;
             }
             let mut step = (value - weight) / (plan.smoothness * curvature);
-            let column = |t: f64| (pu * t.sqrt(), pv * t.sqrt());
-            let (cu, cv) = column(step);
-            let (mut u_try, mut v_try) = (append(&u, &cu), append(&v, &cv));
-            let (mut f_try, mut l_try) = state.objective(&u_try, &v_try)?;
+            // Each factor's column takes t^(1/K) so that the map's term is t·φ(atom).
+            let column = |t: f64| -> Factors {
+                let root = if blocks == 2 {
+                    t.sqrt()
+                } else {
+                    t.powf(1.0 / blocks as f64)
+                };
+                w.iter()
+                    .zip(atom)
+                    .map(|(factor, vector)| append(factor, &(vector * root)))
+                    .collect()
+            };
+            let mut w_try = column(step);
+            let (mut f_try, mut l_try) = state.objective(&w_try)?;
             if !plan.quadratic {
                 for _ in 0..20 {
-                    let (cu, cv) = column(2.0 * step);
-                    let (u2, v2) = (append(&u, &cu), append(&v, &cv));
-                    let (f2, l2) = state.objective(&u2, &v2)?;
+                    let w2 = column(2.0 * step);
+                    let (f2, l2) = state.objective(&w2)?;
                     if f2 >= f_try {
                         break;
                     }
-                    (u_try, v_try, f_try, l_try, step) = (u2, v2, f2, l2, 2.0 * step);
+                    (w_try, f_try, l_try, step) = (w2, f2, l2, 2.0 * step);
                 }
             }
             if f_try < objective {
-                (u, v, objective, loss) = (u_try, v_try, f_try, l_try);
+                (w, objective, loss) = (w_try, f_try, l_try);
             }
         }
-        if u.ncols() == rank_before || objective >= objective_before {
+        if rank(&w) == rank_before || objective >= objective_before {
             // The step is below rounding: polish the current size instead.
             inner_tol *= 0.01;
             if inner_tol < 1e-16 {
@@ -707,8 +769,7 @@ pub fn solve_from(
     let regularizer = objective - loss;
     let relative_gap = gap.map(|g| g / objective.abs().max(f64::MIN_POSITIVE));
     Ok(Solution {
-        left: u,
-        right: v,
+        factors: w,
         objective,
         loss,
         regularizer,
