@@ -171,6 +171,25 @@ impl Interpreter {
                     .collect();
                 Value::Vector(out)
             }
+            Stmt::KhatriRao { dst, a, b } => {
+                let (a, b) = (self.matrix(*a)?, self.matrix(*b)?);
+                let rows = self.expected_shape(*dst).first().copied().unwrap_or(0);
+                if rows != a.nrows() * b.nrows() || a.ncols() != b.ncols() {
+                    return Err(ExecError::Backend(format!(
+                        "khatri_rao: {} rows for [{}, {}] ⊙ [{}, {}]",
+                        rows,
+                        a.nrows(),
+                        a.ncols(),
+                        b.nrows(),
+                        b.ncols()
+                    )));
+                }
+                let nb = b.nrows();
+                let out = Array2::from_shape_fn((rows, a.ncols()), |(q, c)| {
+                    a[(q / nb, c)] * b[(q % nb, c)]
+                });
+                Value::Matrix(out)
+            }
             Stmt::SpMM {
                 dst,
                 pattern,

@@ -366,6 +366,19 @@ pub enum Stmt {
         /// Right factor, `[cols, k]`.
         b: BufId,
     },
+    /// `dst[i·nb + j, c] = a[i, c]·b[j, c]`: the column-wise Kronecker (Khatri–Rao) product
+    /// of `a` `[na, k]` and `b` `[nb, k]`, `b`'s rows fastest — the order of a tensor
+    /// unfolding's columns, so that `T₍ₖ₎·(A ⊙ B)` contracts the other modes. `dst` is
+    /// `[na·nb, k]`; its row dimension is bound by the host, and back ends write only the
+    /// rows below `na·nb`.
+    KhatriRao {
+        /// Destination `[na·nb, k]`.
+        dst: BufId,
+        /// Slower factor `[na, k]`.
+        a: BufId,
+        /// Faster factor `[nb, k]`.
+        b: BufId,
+    },
     /// `dst = alpha·S·b` (`Sᵀ·b` when transposed), S the sparse matrix with `values` on the
     /// pattern of `pattern` (`+ dst` when accumulating).
     SpMM {
@@ -428,6 +441,7 @@ impl Stmt {
         match self {
             Stmt::Gemm { dst, .. }
             | Stmt::Sample { dst, .. }
+            | Stmt::KhatriRao { dst, .. }
             | Stmt::SpMM { dst, .. }
             | Stmt::Map { dst, .. }
             | Stmt::Sum { dst, .. }
@@ -453,6 +467,7 @@ impl Stmt {
                 }
             }
             Stmt::Sample { pattern, a, b, .. } => out.extend([*pattern, *a, *b]),
+            Stmt::KhatriRao { a, b, .. } => out.extend([*a, *b]),
             Stmt::SpMM {
                 dst,
                 pattern,
@@ -843,6 +858,9 @@ impl Program {
                 name(a),
                 name(b)
             ),
+            Stmt::KhatriRao { dst, a, b } => {
+                write!(f, "%{} = khatri_rao(%{}, %{})", name(dst), name(a), name(b))
+            }
             Stmt::SpMM {
                 dst,
                 pattern,

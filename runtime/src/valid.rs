@@ -220,6 +220,18 @@ fn check_stmt(program: &Program, stmt: &Stmt) -> Result<(), String> {
             }
             Ok(())
         }
+        Stmt::KhatriRao { dst, a, b } => {
+            let (_, ak) = matrix(program, *a)?;
+            let (_, bk) = matrix(program, *b)?;
+            let (_, dk) = matrix(program, *dst)?;
+            if ak != bk || dk != ak {
+                return Err("khatri_rao operands and destination differ in columns".into());
+            }
+            if dst == a || dst == b {
+                return Err("khatri_rao into one of its operands".into());
+            }
+            Ok(())
+        }
         Stmt::SpMM {
             dst,
             pattern: p,

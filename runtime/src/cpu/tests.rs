@@ -257,6 +257,22 @@ proptest! {
     }
 
     #[test]
+    fn khatri_rao_matches(m in 0usize..7, n in 0usize..7, r in 0usize..9, f32: bool, seed: u64) {
+        let mut fx = Fixture::new(seed);
+        let (dm, dn, dr) = (fx.dim("m", m), fx.dim("n", n), fx.dim("r", r));
+        let dmn = fx.dim("mn", m * n);
+        let a = fx.input("a", vec![dm, dr]);
+        let b = fx.input("b", vec![dn, dr]);
+        let dst = fx.buffer("kr", vec![dmn, dr], BufferKind::State);
+        let back = fx.buffer("kr_t", vec![dmn, dr], BufferKind::State);
+        let body = vec![
+            Stmt::KhatriRao { dst, a, b },
+            Stmt::KhatriRao { dst: back, a: b, b: a },
+        ];
+        fx.compare(body, &[dst, back], precision(f32));
+    }
+
+    #[test]
     fn spmm_matches(m in 0usize..9, n in 0usize..9, r in 0usize..9, trans: bool,
                     accumulate: bool, own_values: bool, f32: bool, seed: u64) {
         let mut fx = Fixture::new(seed);

@@ -95,7 +95,10 @@ pub(crate) fn helpers_of(kernel: &Kernel, precision: Precision) -> Vec<String> {
                     }
                 }
             }
-            Stmt::Sample { .. } | Stmt::SpMM { .. } | Stmt::ColumnGauge { .. } => {}
+            Stmt::Sample { .. }
+            | Stmt::KhatriRao { .. }
+            | Stmt::SpMM { .. }
+            | Stmt::ColumnGauge { .. } => {}
         }
     }
     let mut seen = std::collections::HashSet::new();
@@ -404,6 +407,7 @@ impl<'a> KernelTranslator<'a> {
                 accumulate,
             } => self.translate_gemm(*dst, (*a, *trans_a), (*b, *trans_b), *alpha, *accumulate),
             Stmt::Sample { dst, pattern, a, b } => self.translate_sample(*dst, *pattern, *a, *b),
+            Stmt::KhatriRao { dst, a, b } => self.translate_khatri_rao(*dst, *a, *b),
             Stmt::SpMM {
                 dst,
                 pattern,
@@ -532,6 +536,46 @@ impl<'a> KernelTranslator<'a> {
             let rb = t.row_base(b, j);
             let d = t.dot(ra, rb, width)?;
             t.store(out, k, d);
+            Ok(())
+        })
+    }
+
+    /// `dst[q, :] = a[q / nb, :] ∘ b[q % nb, :]` for q below both `dst`'s rows and `na·nb`
+    /// (the bound keeps every access in range whatever the host bound).
+    fn translate_khatri_rao(&mut self, dst: BufId, a: BufId, b: BufId) -> Result<(), CodegenError> {
+        let (na, nb) = (self.axis(a, 0)?, self.axis(b, 0)?);
+        let width = self.axis(a, 1)?;
+        let rows = self.axis(dst, 0)?;
+        let full = self.builder.ins().imul(na, nb);
+        let below = self.builder.ins().icmp(IntCC::UnsignedLessThan, rows, full);
+        let end = self.builder.ins().select(below, rows, full);
+        let zero = self.iconst(0);
+        self.counted_loop(zero, end, 1, &mut |t, q| {
+            // q < na·nb, so nb ≥ 1 here.
+            let i = t.builder.ins().udiv(q, nb);
+            let i_nb = t.builder.ins().imul(i, nb);
+            let j = t.builder.ins().isub(q, i_nb);
+            let (rd, ra, rb) = (t.row_base(dst, q), t.row_base(a, i), t.row_base(b, j));
+            t.hadamard(rd, ra, rb, width)
+        })
+    }
+
+    /// `z[t] = x[t]·y[t]` for t < n: vector body, scalar tail.
+    fn hadamard(&mut self, z: Value, x: Value, y: Value, n: Value) -> Result<(), CodegenError> {
+        let zero = self.iconst(0);
+        let vend = self.vector_end(n);
+        self.counted_loop(zero, vend, self.lanes(), &mut |t, i| {
+            let xv = t.load(x, i, Width::Vector);
+            let yv = t.load(y, i, Width::Vector);
+            let p = t.builder.ins().fmul(xv, yv);
+            t.store(z, i, p);
+            Ok(())
+        })?;
+        self.counted_loop(vend, n, 1, &mut |t, i| {
+            let xv = t.load(x, i, Width::Scalar);
+            let yv = t.load(y, i, Width::Scalar);
+            let p = t.builder.ins().fmul(xv, yv);
+            t.store(z, i, p);
             Ok(())
         })
     }

@@ -230,6 +230,53 @@ fn gemm_matches_the_interpreter() {
 }
 
 #[test]
+fn khatri_rao_matches_the_interpreter() {
+    for precision in PRECISIONS {
+        let Some(ctx) = device(precision) else {
+            continue;
+        };
+        // The fourth dimension (bound to m·n here) is the product's rows.
+        let mut b = Builder::new();
+        let u = b.buf("U", &[M, K], BufferKind::Factor);
+        let v = b.buf("V", &[N, K], BufferKind::Factor);
+        let uv = b.buf("uv", &[NNZ, K], BufferKind::State);
+        let vu = b.buf("vu", &[NNZ, K], BufferKind::State);
+        let program = b.kernel(vec![
+            Stmt::KhatriRao {
+                dst: uv,
+                a: u,
+                b: v,
+            },
+            Stmt::KhatriRao {
+                dst: vu,
+                a: v,
+                b: u,
+            },
+        ]);
+        let mut gpu = GpuBackend::new(&program, ctx, precision).expect("compiles");
+        let mut rng = Lcg(5);
+        for (m, n, k) in [
+            (1, 1, 1),
+            (3, 4, 2),
+            (0, 5, 3),
+            (7, 0, 2),
+            (9, 11, 0),
+            (30, 17, 5),
+        ] {
+            let inputs = [(u, rng.matrix(m, k)), (v, rng.matrix(n, k))];
+            compare(
+                &program,
+                &mut gpu,
+                &[m, n, k, m * n],
+                &inputs,
+                tol(precision, 1),
+                &format!("khatri_rao {precision:?}"),
+            );
+        }
+    }
+}
+
+#[test]
 fn sampled_and_sparse_products_match_the_interpreter() {
     for precision in PRECISIONS {
         let Some(ctx) = device(precision) else {

@@ -637,6 +637,43 @@ fn statement(program: &Program, stmt: &Stmt, precision: Precision) -> Res<Shader
                 }],
             )
         }
+        Stmt::KhatriRao { dst, a, b } => {
+            if dst == a || dst == b {
+                return Err(GpuError::Codegen(format!(
+                    "khatri_rao into one of its operands (%{})",
+                    program.buffer(*dst).name
+                )));
+            }
+            let d = g.buf(*dst, true);
+            let (an, bn) = (g.buf(*a, false), g.buf(*b, false));
+            let space = g.shape(*dst).to_vec();
+            let n = g.extent(&space);
+            let k = g.dim(g.shape(*a)[1]);
+            let na = g.dim(g.shape(*a)[0]);
+            let nb = g.dim(g.shape(*b)[0]);
+            g.linear_entry()?;
+            g.line(format_args!("let k = {k};"))?;
+            g.line(format_args!("let nb = {nb};"))?;
+            g.line(format_args!("let rows = {na} * nb;"))?;
+            g.linear_loop(&n)?;
+            g.line("let q = i / k;")?;
+            g.line("let c = i % k;")?;
+            // Rows past na·nb (a host binding that disagrees) are left alone.
+            g.open("if (q < rows)")?;
+            g.line(format_args!(
+                "{d}[i] = {an}[(q / nb) * k + c] * {bn}[(q % nb) * k + c];"
+            ))?;
+            g.close()?;
+            g.close()?;
+            g.close()?;
+            g.finish(
+                "khatri_rao",
+                vec![Pass {
+                    entry: "main",
+                    grid: Grid::Linear(space),
+                }],
+            )
+        }
         Stmt::SpMM {
             dst,
             pattern,
