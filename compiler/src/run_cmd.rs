@@ -325,17 +325,34 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
             return EXIT_USAGE;
         }
     }
-    let value = match data::read(&path, &target.name, lowered.observed) {
-        Ok(v) => v,
-        Err(e) => return data_error("hfc::data::bad_file", &e.to_string()),
+    // A matrix (dense, or its observed entries), or a tensor bound as its unfoldings.
+    let (value, data_extents, nnz) = if lowered.tensor.is_some() {
+        let order = lowered.data_dims.len();
+        match data::read_tensor(&path, order, lowered.observed) {
+            Ok(t) => {
+                let shape = t.shape().to_vec();
+                let nnz = lowered
+                    .observed
+                    .then(|| t.iter().filter(|x| !x.is_nan()).count());
+                (Target::Tensor(t), shape, nnz)
+            }
+            Err(e) => return data_error("hfc::data::bad_file", &e.to_string()),
+        }
+    } else {
+        let value = match data::read(&path, &target.name, lowered.observed) {
+            Ok(v) => v,
+            Err(e) => return data_error("hfc::data::bad_file", &e.to_string()),
+        };
+        let (rows, cols, nnz) = match &value {
+            Value::Matrix(a) => (a.nrows(), a.ncols(), None),
+            Value::Observed(o) => (o.rows, o.cols, Some(o.len())),
+            _ => return data_error("hfc::data::bad_file", "expected a matrix"),
+        };
+        (Target::Matrix(value), vec![rows, cols], nnz)
     };
-    let (rows, cols, nnz) = match &value {
-        Value::Matrix(a) => (a.nrows(), a.ncols(), None),
-        Value::Observed(o) => (o.rows, o.cols, Some(o.len())),
-        _ => return data_error("hfc::data::bad_file", "expected a matrix"),
-    };
+    let rows = data_extents[0];
     // Declared sizes that are numbers must match the file.
-    for (axis, (declared, actual)) in target.shape.iter().zip([rows, cols]).enumerate() {
+    for (axis, (declared, &actual)) in target.shape.iter().zip(&data_extents).enumerate() {
         if let Ok(n) = declared.parse::<usize>()
             && n != actual
         {
@@ -395,7 +412,6 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
         inputs.push((buf, cols_dim, matrix, data.name.clone(), input_path));
     }
     // The solver's factor heights: the data's (U * V'), or (d, c) for a network.
-    let data_extents = [rows, cols];
     let extent = |dim: hfc_runtime::kir::DimId| {
         if let Some(axis) = lowered.data_dims.iter().position(|&d| d == dim) {
             data_extents[axis]
@@ -410,7 +426,15 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
 
     // Binds the data's extents and values to a back end (the run's, and for the GPU the
     // interpreter that recomputes its certificate in f64).
-    let bind_data = |backend: &mut dyn Backend, value: Value| {
+    let bind_data = |backend: &mut dyn Backend, value: Target| {
+        if let (Target::Tensor(tensor), Some(binding)) = (&value, &lowered.tensor) {
+            return binding
+                .bind(backend, &lowered.data_dims, tensor)
+                .map_err(|e| {
+                    eprintln!("error: internal compiler error: {e}");
+                    EXIT_INTERNAL
+                });
+        }
         for (&dim, &extent) in lowered.data_dims.iter().zip(&data_extents) {
             backend.bind_dim(dim, extent);
         }
@@ -426,6 +450,10 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
                 backend.bind_dim(hfc_runtime::kir::DimId(k as u32), nnz.unwrap_or(0));
             }
         }
+        let Target::Matrix(value) = value else {
+            eprintln!("error: internal compiler error: a tensor target without its unfoldings");
+            return Err(EXIT_INTERNAL);
+        };
         backend.set(target_buf, value).map_err(|e| {
             eprintln!("error: internal compiler error: {e}");
             EXIT_INTERNAL
@@ -436,7 +464,7 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
     let data_copy = gpu.then(|| value.clone());
     // Dropout's report compares the run with its closed form (an SVD of Y: small data only).
     let dropout_target = match (&program.plan.regularization, &value) {
-        (Regularization::Dropout { .. }, Value::Matrix(y))
+        (Regularization::Dropout { .. }, Target::Matrix(Value::Matrix(y)))
             if y.len() <= DROPOUT_CLOSED_FORM_MAX_ENTRIES =>
         {
             Some(y.clone())
@@ -624,7 +652,7 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
         "data": {
             "name": target.name,
             "file": path.display().to_string(),
-            "shape": [rows, cols],
+            "shape": data_extents,
             "observed_entries": nnz,
         },
         "inputs": inputs.iter().map(|(_, _, matrix, name, file)| json!({
@@ -764,4 +792,11 @@ fn dropout_report(
         "split_objective": summary.split_objective,
         "closed_form": closed_form,
     })
+}
+
+/// The fitted data as read: a matrix value, or a tensor bound through its unfoldings.
+#[derive(Clone)]
+enum Target {
+    Matrix(Value),
+    Tensor(ndarray::ArrayD<f64>),
 }

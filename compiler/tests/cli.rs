@@ -307,12 +307,23 @@ fn emit_prints_the_generated_code_or_says_why_not() {
     assert_eq!(code(&kir), 0);
     assert!(stdout(&kir).starts_with("program lowrank\n"));
     // A model `hfc run` cannot lower yet is a model error, with its diagnostic.
-    let cp = hfc(&["emit", "clif", "examples/cp3.hfm"]);
-    assert_eq!(code(&cp), 1);
+    let deep = hfc(&["emit", "clif", "examples/deep_wd.hfm"]);
+    assert_eq!(code(&deep), 1);
     assert!(
-        stderr(&cp).contains("hfc::run::unsupported"),
+        stderr(&deep).contains("hfc::run::unsupported"),
         "{}",
-        stderr(&cp)
+        stderr(&deep)
     );
+    // A CP model lowers: one gradient kernel per mode, with the Khatri–Rao products.
+    let cp = hfc(&["emit", "kir", "examples/cp3.hfm"]);
+    assert_eq!(code(&cp), 0, "{}", stderr(&cp));
+    let kir = stdout(&cp);
+    for kernel in ["grad_left", "grad_right", "grad_third", "apply_neg_grad_t"] {
+        assert!(
+            kir.contains(&format!("kernel {kernel}")),
+            "{kernel} in\n{kir}"
+        );
+    }
+    assert!(kir.contains("khatri_rao(%B, %C)"), "{kir}");
     assert_eq!(code(&hfc(&["emit", "llvm", "std/lowrank.hfm"])), 2);
 }

@@ -171,10 +171,51 @@ fn the_iteration_limit_exits_3_with_results_written() {
 
 #[test]
 fn models_the_runtime_cannot_run_are_model_errors() {
-    let out = hfc(&["run", "examples/cp3.hfm"]);
+    let out = hfc(&["run", "examples/deep_wd.hfm"]);
     assert_eq!(code(&out), 1);
     assert!(
         stderr(&out).contains("hfc::run::unsupported"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn cp_example_finds_the_planted_rank_with_a_heuristic_certificate() {
+    let out_dir = temp_dir("cp3");
+    let out = hfc(&[
+        "run",
+        "examples/cp3.hfm",
+        "--out",
+        out_dir.to_str().expect("utf-8"),
+        "--quiet",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let r = report(&out_dir);
+    assert_eq!(r["rank"], 3);
+    assert_eq!(r["converged"], true);
+    // The tensor spectral norm is NP-hard: the power method's value only passes a test.
+    assert_eq!(r["certificate"], "heuristic");
+    assert_eq!(r["data"]["shape"], serde_json::json!([30, 20, 10]));
+    for (k, (name, rows)) in [("A", 30), ("B", 20), ("C", 10)].into_iter().enumerate() {
+        assert_eq!(r["factors"][k]["name"], name);
+        assert_eq!(r["factors"][k]["shape"], serde_json::json!([rows, 3]));
+        assert!(out_dir.join(format!("{name}.npy")).exists());
+    }
+    let polar = r["polar_value"].as_f64().expect("number");
+    assert!(polar <= 0.5 * (1.0 + 1e-6), "polar value {polar}");
+}
+
+#[test]
+fn a_matrix_given_to_a_cp_model_is_a_data_error() {
+    let dir = temp_dir("cp3-matrix");
+    let path = dir.join("T.npy");
+    std::fs::write(&path, npy("<f8", "(2, 2)", &f64s(&[1.0, 2.0, 3.0, 4.0]))).expect("write");
+    let data = format!("T={}", path.display());
+    let out = hfc(&["run", "examples/cp3.hfm", "--data", &data, "--quiet"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("expected a tensor of 3 axes in a .npy file, found 2 axes"),
         "{}",
         stderr(&out)
     );

@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use ndarray::Array2;
+use ndarray::{Array2, ArrayD};
 use ndarray_npy::{NpzReader, ReadNpyExt};
 
 use crate::value::{Observed, Value};
@@ -67,6 +67,24 @@ pub enum Fault {
         found: String,
         /// The declared shape.
         expected: String,
+    },
+    /// A tensor is not in a format that holds one, or has too few axes.
+    #[error("expected a tensor of {expected} axes in a .npy file, found {found}")]
+    NotTensor {
+        /// The axes wanted.
+        expected: usize,
+        /// What the file holds.
+        found: String,
+    },
+    /// An entry of a tensor is NaN or infinite.
+    #[error("{value} at index [{index}] (1-based); data must be finite{hint}")]
+    NonFiniteEntry {
+        /// The value.
+        value: String,
+        /// Its index, 1-based, comma-separated.
+        index: String,
+        /// What else the user may mean.
+        hint: &'static str,
     },
     /// An `.npz` archive holds several arrays and none has the data's name.
     #[error("the archive has no array named `{name}` (it has: {names})")]
@@ -175,6 +193,76 @@ pub fn read(path: &Path, name: &str, observed: bool) -> Result<Value, DataError>
         },
     };
     finish_dense(dense, observed).map_err(at)
+}
+
+/// Reads a tensor of `order` axes from a `.npy` file (any real dtype). With `observed`, NaN
+/// marks a missing entry and is kept; otherwise every entry must be finite.
+pub fn read_tensor(path: &Path, order: usize, observed: bool) -> Result<ArrayD<f64>, DataError> {
+    let at = |fault| DataError {
+        path: path.to_path_buf(),
+        fault,
+    };
+    if format_of(path) != Some(Format::Npy) {
+        return Err(at(Fault::NotTensor {
+            expected: order,
+            found: "another format (tensors are read from .npy)".into(),
+        }));
+    }
+    let mut file = open(path).map_err(at)?;
+    let header = npy_header(&mut file).map_err(at)?;
+    if !supported_dtype(&header.descr) {
+        return Err(at(Fault::Dtype(header.descr)));
+    }
+    if header.shape.len() != order {
+        return Err(at(Fault::NotTensor {
+            expected: order,
+            found: format!("{} axes", header.shape.len()),
+        }));
+    }
+    let mut bytes = Vec::new();
+    use std::io::Seek;
+    file.seek(std::io::SeekFrom::Start(0))
+        .and_then(|_| file.read_to_end(&mut bytes))
+        .map_err(|e| at(Fault::Io(e.to_string())))?;
+    let bytes = bytes.as_slice();
+    let tensor = ArrayD::<f64>::read_npy(bytes)
+        .or_else(|_| ArrayD::<f32>::read_npy(bytes).map(|a| a.mapv(f64::from)))
+        .or_else(|_| ArrayD::<i64>::read_npy(bytes).map(|a| a.mapv(|v| v as f64)))
+        .or_else(|_| ArrayD::<i32>::read_npy(bytes).map(|a| a.mapv(f64::from)))
+        .map_err(|e| at(Fault::Body(e.to_string())))?;
+    if tensor.is_empty() {
+        return Err(at(Fault::Empty {
+            rows: tensor.shape().first().copied().unwrap_or(0),
+            cols: tensor.len(),
+            what: "",
+        }));
+    }
+    if let Some((index, v)) = tensor
+        .indexed_iter()
+        .find(|(_, v)| !(v.is_finite() || (observed && v.is_nan())))
+    {
+        let index: Vec<String> = ndarray::Dimension::slice(&index)
+            .iter()
+            .map(|i| (i + 1).to_string())
+            .collect();
+        let value = match non_finite(*v, 0, 0, !observed) {
+            Fault::NonFinite { value, hint, .. } => (value, hint),
+            _ => (v.to_string(), ""),
+        };
+        return Err(at(Fault::NonFiniteEntry {
+            value: value.0,
+            index: index.join(", "),
+            hint: value.1,
+        }));
+    }
+    if observed && tensor.iter().all(|v| v.is_nan()) {
+        return Err(at(Fault::Empty {
+            rows: tensor.shape().first().copied().unwrap_or(0),
+            cols: tensor.len(),
+            what: ", no observed entries",
+        }));
+    }
+    Ok(tensor)
 }
 
 fn finish_dense(a: Array2<f64>, observed: bool) -> Result<Value, Fault> {

@@ -200,6 +200,26 @@ pub fn equalize(
     Some((u1, v1))
 }
 
+/// The mode-k unfolding `T₍ₖ₎` `[nₖ, Πₗ≠ₖ nₗ]` of a tensor: row iₖ holds the entries with
+/// that index, the other modes in ascending order with the last fastest (the order of
+/// [`crate::kir::Stmt::KhatriRao`] chains, so `T₍ₖ₎ (A ⊙ B) ` contracts them).
+pub fn unfold(tensor: ndarray::ArrayViewD<'_, f64>, k: usize) -> Array2<f64> {
+    let order = tensor.ndim();
+    let mut axes: Vec<usize> = vec![k];
+    axes.extend((0..order).filter(|&l| l != k));
+    let rows = tensor.shape().get(k).copied().unwrap_or(0);
+    let cols = tensor
+        .shape()
+        .iter()
+        .enumerate()
+        .filter(|&(l, _)| l != k)
+        .map(|(_, n)| n)
+        .product();
+    let permuted = tensor.permuted_axes(axes);
+    let values: Vec<f64> = permuted.iter().copied().collect();
+    Array2::from_shape_vec((rows, cols), values).unwrap_or_else(|_| Array2::zeros((rows, cols)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,5 +296,23 @@ mod tests {
         assert!((s[0] - 3.0).abs() < 1e-14 && (s[1] - 2.0).abs() < 1e-14);
         let g = array![[2.0, 1.0], [1.0, 2.0]];
         assert!((largest_eigenvalue(g.view()) - 3.0).abs() < 1e-14);
+    }
+
+    #[test]
+    fn unfoldings_order_the_other_modes_ascending_last_fastest() {
+        // T[i, j, k] = 100 i + 10 j + k.
+        let t = ndarray::ArrayD::from_shape_fn(vec![2, 3, 2], |x| {
+            (100 * x[0] + 10 * x[1] + x[2]) as f64
+        });
+        let t1 = unfold(t.view(), 1);
+        assert_eq!(t1.dim(), (3, 4));
+        // Row j = 2: (i, k) = (0,0), (0,1), (1,0), (1,1).
+        assert_eq!(t1.row(2).to_vec(), vec![20.0, 21.0, 120.0, 121.0]);
+        let t2 = unfold(t.view(), 2);
+        assert_eq!(
+            t2.row(1).to_vec(),
+            vec![1.0, 11.0, 21.0, 101.0, 111.0, 121.0]
+        );
+        assert_eq!(unfold(t.view(), 0).row(1)[5], 121.0);
     }
 }

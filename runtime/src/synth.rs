@@ -47,6 +47,28 @@ impl Synth {
         )
     }
 
+    /// A planted CP tensor `Σᵢ a¹ᵢ ⊗ … ⊗ aᴷᵢ` of the given shape and rank, standard normal
+    /// factors (returned too, one `[nₖ, rank]` per mode).
+    pub fn cp_tensor(
+        &mut self,
+        shape: &[usize],
+        rank: usize,
+    ) -> (ndarray::ArrayD<f64>, Vec<Array2<f64>>) {
+        let factors: Vec<Array2<f64>> = shape.iter().map(|&n| self.normal(n, rank)).collect();
+        let tensor = ndarray::ArrayD::from_shape_fn(shape, |index| {
+            (0..rank)
+                .map(|i| {
+                    factors
+                        .iter()
+                        .enumerate()
+                        .map(|(k, a)| a[(index[k], i)])
+                        .product::<f64>()
+                })
+                .sum()
+        });
+        (tensor, factors)
+    }
+
     /// Adds Gaussian noise of standard deviation `sigma`.
     pub fn add_noise(&mut self, y: &mut Array2<f64>, sigma: f64) {
         let noise = self.normal(y.nrows(), y.ncols());

@@ -4,11 +4,11 @@
 
 use hfc_runtime::Value;
 use hfc_runtime::synth::Synth;
-use hfc_tests::{BackendKind, lower_text, options, repo_dir, solve_with_inputs};
+use hfc_tests::{BackendKind, lower_text, options, repo_dir, solve_tensor, solve_with_inputs};
 
-/// Models that do not lower yet (their maps or regularizers need the tensor/network work);
-/// when one starts lowering, this list must shrink and the model is compared like the rest.
-const NOT_LOWERED: &[&str] = &["cp_tensor.hfm"];
+/// Models that do not lower yet; when one starts lowering, this list must shrink and the
+/// model is compared like the rest.
+const NOT_LOWERED: &[&str] = &[];
 
 struct Case {
     name: String,
@@ -16,6 +16,8 @@ struct Case {
     data: Value,
     /// Other data the map reads (a network's input).
     inputs: Vec<ndarray::Array2<f64>>,
+    /// A CP model's tensor (then `data` is unused).
+    tensor: Option<ndarray::ArrayD<f64>>,
 }
 
 fn synthetic(observed: bool, seed: u64) -> Value {
@@ -47,6 +49,16 @@ fn cases() -> Vec<Case> {
                     .iter()
                     .map(|_| Synth::new(k as u64 + 100).normal(30, 3))
                     .collect(),
+                // A rank-2 12 × 10 × 8 tensor with noise.
+                tensor: lowered.tensor.is_some().then(|| {
+                    let mut synth = Synth::new(k as u64 + 200);
+                    let (mut t, _) = synth.cp_tensor(&[12, 10, 8], 2);
+                    let noise = synth.normal(12, 80);
+                    t.iter_mut()
+                        .zip(noise.iter())
+                        .for_each(|(x, e)| *x += 0.05 * e);
+                    t
+                }),
             }),
             Err(e) => {
                 assert!(
@@ -74,6 +86,7 @@ fn cases() -> Vec<Case> {
             text,
             data,
             inputs: Vec::new(),
+            tensor: None,
         });
     }
     out
@@ -86,14 +99,17 @@ fn jit_and_interpreter_find_the_same_solution() {
     opts.seed = 7;
     for case in cases() {
         let solve = |kind| {
-            solve_with_inputs(
-                kind,
-                &case.text,
-                &[],
-                case.data.clone(),
-                &case.inputs,
-                &opts,
-            )
+            match &case.tensor {
+                Some(t) => solve_tensor(kind, &case.text, &[], t, &opts),
+                None => solve_with_inputs(
+                    kind,
+                    &case.text,
+                    &[],
+                    case.data.clone(),
+                    &case.inputs,
+                    &opts,
+                ),
+            }
             .unwrap_or_else(|e| panic!("{} on {kind:?}: {e}", case.name))
             .solution
         };

@@ -173,15 +173,9 @@ pub fn solve_with_inputs(
     inputs: &[ndarray::Array2<f64>],
     options: &hfc_runtime::solve::Options,
 ) -> Result<Solved, String> {
-    use hfc_runtime::Backend;
     let lowered = lower_text(text, overrides)?;
     let program = lowered.program.clone();
-    let mut backend: Box<dyn Backend> = match kind {
-        BackendKind::Interp => Box::new(hfc_runtime::Interpreter::new(&program)),
-        BackendKind::Jit => {
-            Box::new(hfc_runtime::cpu::JitBackend::new(&program).map_err(|e| e.to_string())?)
-        }
-    };
+    let mut backend = open_backend(kind, &program)?;
     let (rows, cols) = match &data {
         hfc_runtime::Value::Matrix(a) => (a.nrows(), a.ncols()),
         hfc_runtime::Value::Observed(o) => {
@@ -221,6 +215,40 @@ pub fn solve_with_inputs(
     }
     let mut machine = hfc_runtime::machine::Machine::new(&program, backend.as_mut());
     let solution = hfc_runtime::solve::solve(&mut machine, &heights, options, &mut |_| {})
+        .map_err(|e| e.to_string())?;
+    Ok(Solved { lowered, solution })
+}
+
+fn open_backend(
+    kind: BackendKind,
+    program: &hfc_runtime::kir::Program,
+) -> Result<Box<dyn hfc_runtime::Backend>, String> {
+    Ok(match kind {
+        BackendKind::Interp => Box::new(hfc_runtime::Interpreter::new(program)),
+        BackendKind::Jit => {
+            Box::new(hfc_runtime::cpu::JitBackend::new(program).map_err(|e| e.to_string())?)
+        }
+    })
+}
+
+/// Checks and lowers a CP model (`text`), binds `tensor` through its unfoldings and runs the
+/// solver on the chosen back end.
+pub fn solve_tensor(
+    kind: BackendKind,
+    text: &str,
+    overrides: &[(&str, f64)],
+    tensor: &ndarray::ArrayD<f64>,
+    options: &hfc_runtime::solve::Options,
+) -> Result<Solved, String> {
+    let lowered = lower_text(text, overrides)?;
+    let program = lowered.program.clone();
+    let mut backend = open_backend(kind, &program)?;
+    let binding = lowered.tensor.as_ref().ok_or("not a tensor model")?;
+    binding
+        .bind(backend.as_mut(), &lowered.data_dims, tensor)
+        .map_err(|e| e.to_string())?;
+    let mut machine = hfc_runtime::machine::Machine::new(&program, backend.as_mut());
+    let solution = hfc_runtime::solve::solve(&mut machine, tensor.shape(), options, &mut |_| {})
         .map_err(|e| e.to_string())?;
     Ok(Solved { lowered, solution })
 }

@@ -400,3 +400,162 @@ fn relu_teacher_is_fitted_with_an_exact_polar_certificate() {
     assert!(s.polar_value <= 1e-3 * (1.0 + 1e-8));
     assert!(s.relative_gap.expect("exact polar: a gap") <= 1e-6);
 }
+
+/// The CP model of `order` modes with ℓ2 gauges: the projective tensor norm.
+fn cp_model(order: usize, observed: bool) -> String {
+    let names = ["A", "B", "C", "D"];
+    let dims = ["a", "b", "c", "d"];
+    let factors: Vec<String> = (0..order)
+        .map(|k| format!("factor {} : [{}, r];", names[k], dims[k]))
+        .collect();
+    let gauges: Vec<String> = (0..order)
+        .map(|k| format!("norm2({}[:, i])", names[k]))
+        .collect();
+    format!(
+        "model cp {{
+            param lambda = 0.1;
+            data T : [{}];
+            {}
+            fit T ~ cp({});
+            loss squared{};
+            reg lambda * sum(i) {};
+        }}",
+        dims[..order].join(", "),
+        factors.join(" "),
+        names[..order].join(", "),
+        if observed { " on observed(T)" } else { "" },
+        gauges.join(" * ")
+    )
+}
+
+/// The tensor Σᵢ a¹ᵢ ⊗ … ⊗ aᴷᵢ of a solution's factors.
+fn cp_reconstruction(factors: &[Array2<f64>], shape: &[usize]) -> ndarray::ArrayD<f64> {
+    let rank = factors.first().map_or(0, Array2::ncols);
+    ndarray::ArrayD::from_shape_fn(shape, |index| {
+        (0..rank)
+            .map(|i| {
+                factors
+                    .iter()
+                    .enumerate()
+                    .map(|(k, a)| a[(index[k], i)])
+                    .product::<f64>()
+            })
+            .sum()
+    })
+}
+
+fn relative_tensor_error(x: &ndarray::ArrayD<f64>, t: &ndarray::ArrayD<f64>) -> f64 {
+    let diff: f64 = x.iter().zip(t).map(|(a, b)| (a - b).powi(2)).sum();
+    let norm: f64 = t.iter().map(|v| v * v).sum();
+    (diff / norm).sqrt()
+}
+
+#[test]
+fn planted_rank_three_tensor_is_recovered_at_rank_three() {
+    let shape = [50, 40, 30];
+    let (t, _) = Synth::new(11).cp_tensor(&shape, 3);
+    let text = cp_model(3, false);
+    // λ_max is the tensor spectral norm of T (as the power method finds it).
+    let probe = hfc_tests::solve_tensor(
+        hfc_tests::BackendKind::Jit,
+        &text,
+        &[("lambda", 1e9)],
+        &t,
+        &options(1e-8),
+    )
+    .expect("solves");
+    let lambda = 1e-5 * probe.solution.lambda_max;
+    let s = hfc_tests::solve_tensor(
+        hfc_tests::BackendKind::Jit,
+        &text,
+        &[("lambda", lambda)],
+        &t,
+        &options(1e-10),
+    )
+    .expect("solves");
+    let err = relative_tensor_error(&cp_reconstruction(&s.solution.factors, &shape), &t);
+    assert_eq!(s.solution.stop, Stop::Optimal);
+    assert_eq!(s.solution.rank(), 3);
+    assert!(err <= 1e-4, "relative error {err:e}");
+    assert!(s.solution.polar_value <= lambda * (1.0 + 1e-6));
+}
+
+/// λ = `fraction`·λ_max for a CP model on `t` (λ_max from a run whose λ zeroes everything).
+fn cp_lambda(text: &str, t: &ndarray::ArrayD<f64>, fraction: f64) -> f64 {
+    let probe = hfc_tests::solve_tensor(
+        hfc_tests::BackendKind::Jit,
+        text,
+        &[("lambda", 1e9)],
+        t,
+        &options(1e-8),
+    )
+    .expect("solves");
+    assert_eq!(probe.solution.rank(), 0);
+    fraction * probe.solution.lambda_max
+}
+
+#[test]
+fn planted_four_way_tensor_is_recovered_at_its_rank() {
+    let shape = [12, 10, 8, 6];
+    let (t, _) = Synth::new(12).cp_tensor(&shape, 2);
+    let text = cp_model(4, false);
+    let lambda = cp_lambda(&text, &t, 1e-5);
+    let s = hfc_tests::solve_tensor(
+        hfc_tests::BackendKind::Jit,
+        &text,
+        &[("lambda", lambda)],
+        &t,
+        &options(1e-8),
+    )
+    .expect("solves");
+    let err = relative_tensor_error(&cp_reconstruction(&s.solution.factors, &shape), &t);
+    assert_eq!(s.solution.stop, Stop::Optimal);
+    assert_eq!(s.solution.rank(), 2);
+    assert!(err <= 1e-4, "relative error {err:e}");
+}
+
+#[test]
+fn tensor_with_missing_entries_is_completed() {
+    let shape = [20, 15, 10];
+    let mut synth = Synth::new(13);
+    let (t, _) = synth.cp_tensor(&shape, 2);
+    // Half the entries missing (NaN), at random.
+    let mut observed = t.clone();
+    for x in observed.iter_mut() {
+        if synth.uniform() < 0.5 {
+            *x = f64::NAN;
+        }
+    }
+    let text = cp_model(3, true);
+    let lambda = cp_lambda(&text, &observed, 1e-5);
+    let s = hfc_tests::solve_tensor(
+        hfc_tests::BackendKind::Jit,
+        &text,
+        &[("lambda", lambda)],
+        &observed,
+        &options(1e-8),
+    )
+    .expect("solves");
+    // Every entry, the missing ones included.
+    let err = relative_tensor_error(&cp_reconstruction(&s.solution.factors, &shape), &t);
+    assert_eq!(s.solution.stop, Stop::Optimal);
+    assert!(err <= 1e-4, "relative error {err:e}");
+    // Two atoms carry the tensor: any further column is negligible (on a subsample the
+    // convex optimum may spread a sliver of weight on more atoms).
+    let mut weights: Vec<f64> = (0..s.solution.rank())
+        .map(|i| {
+            s.solution
+                .factors
+                .iter()
+                .map(|a| a.column(i).dot(&a.column(i)).sqrt())
+                .product()
+        })
+        .collect();
+    weights.sort_by(|a, b| b.total_cmp(a));
+    let total: f64 = weights.iter().sum();
+    let rest: f64 = weights.iter().skip(2).sum();
+    assert!(
+        s.solution.rank() >= 2 && rest <= 1e-3 * total,
+        "atom weights {weights:?}"
+    );
+}

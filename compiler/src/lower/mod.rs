@@ -44,6 +44,8 @@ pub struct Lowered {
     pub factor_dims: Vec<DimId>,
     /// The factors in block order (indices into the model's `factors`).
     pub factors: Vec<usize>,
+    /// A tensor target's unfoldings (`cp(...)` maps); `None` for a matrix.
+    pub tensor: Option<TensorBinding>,
 }
 
 fn unsupported(model: &ir::Model, span: Span, what: &str, help: &str) -> Box<Diagnostic> {
@@ -108,6 +110,9 @@ fn dropout_regularization(
 }
 
 mod network;
+mod tensor;
+
+pub use tensor::TensorBinding;
 
 struct Builder {
     dims: Vec<Dim>,
@@ -238,12 +243,14 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
                  `hfc check` and `hfc explain` work now",
             ));
         }
+        Map::Tensor { factors } => return tensor::lower(model, induced, factors),
         _ => {
             return Err(unsupported(
                 model,
                 model.map_span,
-                "the map is not a matrix factorization `U * V'` or a two-layer ReLU network",
-                "CP tensors come with a later release; `hfc explain` works now",
+                "the map is not a matrix factorization `U * V'`, a CP factorization \
+                 `cp(A, B, C, ...)` or a two-layer ReLU network",
+                "`hfc explain` derives its convex problem",
             ));
         }
     };
@@ -791,5 +798,6 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
         inputs,
         factor_dims: vec![u_rows, v_rows],
         factors: vec![left, right],
+        tensor: None,
     })
 }

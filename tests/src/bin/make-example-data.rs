@@ -8,7 +8,7 @@ use std::path::Path;
 use hfc_runtime::synth::{self, Synth};
 use ndarray_npy::WriteNpyExt;
 
-fn write_npy(path: &Path, a: &ndarray::Array2<f64>) {
+fn write_npy<D: ndarray::Dimension>(path: &Path, a: &ndarray::Array<f64, D>) {
     let mut bytes = Vec::new();
     a.write_npy(&mut bytes).expect("encodable");
     std::fs::write(path, bytes).expect("writable");
@@ -38,4 +38,12 @@ fn main() {
     let (x, y, _) = Synth::new(5).relu_teacher(200, &synth::RELU_TEACHER);
     write_npy(&dir.join("X.npy"), &x);
     write_npy(&dir.join("relu_Y.npy"), &y);
+    // cp3: a 30 × 20 × 10 tensor of CP rank 3 plus a little noise.
+    let mut s = Synth::new(6);
+    let (mut t, _) = s.cp_tensor(&[30, 20, 10], 3);
+    let noise = s.normal(30, 200);
+    t.iter_mut()
+        .zip(noise.iter())
+        .for_each(|(x, e)| *x += 0.01 * e);
+    write_npy(&dir.join("T.npy"), &t);
 }
