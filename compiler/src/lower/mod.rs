@@ -60,7 +60,8 @@ fn unsupported(model: &ir::Model, span: Span, what: &str, help: &str) -> Box<Dia
         .with_help(help.to_string())
         .with_note(
             "the runtime runs matrix factorizations `U * V'` with a product of column gauges \
-             (ℓ1, ℓ2, ℓ∞, TV, sums of them, nonnegativity) or dropout, and two-layer ReLU \
+             (ℓ1, ℓ2, ℓ∞, TV, sums of them, nonnegativity) or dropout, CP factorizations \
+             `cp(A, B, C, ...)` of 3 to 8 modes with the squared loss, and two-layer ReLU \
              networks with ℓ2 · ℓ2; `hfc explain` still derives the convex problem of this \
              model",
         ),
