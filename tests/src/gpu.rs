@@ -281,3 +281,76 @@ fn completion_on_the_gpu_reaches_the_cpu_optimum_with_an_f64_certificate() {
         "completion 50x40",
     );
 }
+
+#[test]
+fn cp_tensor_on_the_gpu_reaches_the_cpu_optimum() {
+    if device(Precision::F32).is_none() {
+        return;
+    }
+    let text = "model cp {
+        param lambda = 0.5;
+        data T : [a, b, c];
+        factor A : [a, r]; factor B : [b, r]; factor C : [c, r];
+        fit T ~ cp(A, B, C);
+        loss squared;
+        reg lambda * sum(i) norm2(A[:, i]) * norm2(B[:, i]) * norm2(C[:, i]);
+    }";
+    let mut synth = Synth::new(14);
+    let (mut t, _) = synth.cp_tensor(&[12, 10, 8], 2);
+    let noise = synth.normal(12, 80);
+    t.iter_mut()
+        .zip(noise.iter())
+        .for_each(|(x, e)| *x += 0.01 * e);
+    let tol = 1e-6;
+    let cpu = hfc_tests::solve_tensor(hfc_tests::BackendKind::Interp, text, &[], &t, &options(tol))
+        .expect("cpu solves")
+        .solution;
+    assert!(
+        cpu.converged() && cpu.rank() == 2,
+        "{:?}, rank {}",
+        cpu.stop,
+        cpu.rank()
+    );
+    let lowered = hfc_tests::lower_text(text, &[]).expect("lowers");
+    let program = &lowered.program;
+    let binding = lowered.tensor.as_ref().expect("a tensor model");
+    for precision in PRECISIONS {
+        let Some(ctx) = device(precision) else {
+            continue;
+        };
+        let mut gpu = GpuBackend::new(program, ctx, precision).expect("compiles");
+        binding
+            .bind(&mut gpu, &lowered.data_dims, &t)
+            .expect("binds");
+        let epsilon = match precision {
+            Precision::F32 => f64::from(f32::EPSILON),
+            Precision::F64 => f64::EPSILON,
+        };
+        let mut opts = options(tol);
+        opts.tol = certify::low_precision_tol(tol, epsilon);
+        let mut machine = Machine::new(program, &mut gpu);
+        let on_gpu = solve::solve(&mut machine, t.shape(), &opts, &mut |_| {}).expect("solves");
+        let mut cpu_backend = hfc_runtime::Interpreter::new(program);
+        binding
+            .bind(&mut cpu_backend, &lowered.data_dims, &t)
+            .expect("binds");
+        let mut machine = Machine::new(program, &mut cpu_backend);
+        let certified =
+            certify::certify(&mut machine, t.shape(), &on_gpu, &options(tol), &mut |_| {})
+                .expect("certifies");
+        let final_ = &certified.solution;
+        let bound = match precision {
+            // f64 on the GPU follows the interpreter's run.
+            Precision::F64 => 1e-9,
+            Precision::F32 => 1e-5,
+        };
+        assert!(final_.converged(), "{precision:?}: {:?}", final_.stop);
+        assert_eq!(final_.rank(), 2, "{precision:?}: rank");
+        assert!(
+            relative(final_.objective, cpu.objective) <= bound,
+            "{precision:?}: objective {} vs CPU {}",
+            final_.objective,
+            cpu.objective
+        );
+    }
+}
