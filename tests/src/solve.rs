@@ -578,7 +578,7 @@ fn relu_classifier_with_logistic_loss_descends_and_separates() {
         &text,
         &[("lambda", 0.1)],
         Value::Matrix(labels.clone()),
-        &[x.clone()],
+        std::slice::from_ref(&x),
         &opts,
     )
     .expect("solves");
