@@ -311,8 +311,15 @@ pub(super) fn lower(
         let predictions: Vec<BufId> = (0..order)
             .map(|k| bld.buf(&format!("pred{k}"), &[modes[k], cols[k]], BufferKind::Temp))
             .collect();
+        // State: the `residual` kernel leaves every mode's R₍ₖ₎ for the polar's contractions.
         let residuals: Vec<BufId> = (0..order)
-            .map(|k| bld.buf(&format!("resid{k}"), &[modes[k], cols[k]], BufferKind::Temp))
+            .map(|k| {
+                bld.buf(
+                    &format!("resid{k}"),
+                    &[modes[k], cols[k]],
+                    BufferKind::State,
+                )
+            })
             .collect();
         let residual = |k: usize| -> Vec<Stmt> {
             let (mut body, kr) = kr_of(&factor_kr, k);
@@ -336,11 +343,9 @@ pub(super) fn lower(
             bld.kernel(Role::Grad(k as u8), body);
         }
         bld.kernel(Role::ValueAfterLast, residual(order - 1));
-        bld.kernel(Role::Residual, Vec::new());
+        bld.kernel(Role::Residual, (0..order).flat_map(residual).collect());
         for k in 0..order {
-            let mut body = residual(k);
-            let (chain, krp) = kr_of(&probe_kr, k);
-            body.extend(chain);
+            let (mut body, krp) = kr_of(&probe_kr, k);
             body.push(gemm(probes_out[k], residuals[k], false, krp, false, -1.0));
             bld.kernel(Role::Contract(k as u8), body);
         }
