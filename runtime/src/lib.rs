@@ -21,6 +21,7 @@ pub mod interp;
 pub mod kir;
 pub mod linalg;
 pub mod machine;
+pub mod plot;
 pub mod polar;
 pub mod relu_polar;
 pub mod report;

@@ -1,133 +1,12 @@
 //! The convergence plot: objective, duality gap and rank against iteration, as SVG.
 //!
-//! Plain SVG written here: a plotting crate would need system fonts to lay out text, and
-//! three panels of polylines with labelled ranges are all the plot is.
+//! Three panels of [`crate::plot`] (plain SVG, no fonts needed).
 
-use std::fmt::Write;
-
+use crate::plot::{Figure, Mark, PALETTE, Panel, Scale, Series};
 use crate::solve::Record;
-
-const WIDTH: f64 = 640.0;
-const PANEL: f64 = 150.0;
-const LEFT: f64 = 90.0;
-const RIGHT: f64 = 20.0;
-const TOP: f64 = 30.0;
-const GAP: f64 = 40.0;
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-/// One panel: points (x, y), drawn on a log scale when `log`.
-fn panel(
-    out: &mut String,
-    index: usize,
-    title: &str,
-    points: &[(f64, f64)],
-    log: bool,
-    steps: bool,
-) {
-    let top = TOP + index as f64 * (PANEL + GAP);
-    let plot_w = WIDTH - LEFT - RIGHT;
-    let _ = writeln!(
-        out,
-        r#"<text x="{LEFT}" y="{:.1}" font-size="13" font-family="sans-serif">{}</text>"#,
-        top - 8.0,
-        escape(title)
-    );
-    let _ = writeln!(
-        out,
-        r##"<rect x="{LEFT}" y="{top:.1}" width="{plot_w:.1}" height="{PANEL}" fill="none" stroke="#999"/>"##
-    );
-    let transform = |y: f64| if log { y.max(1e-300).log10() } else { y };
-    let pts: Vec<(f64, f64)> = points
-        .iter()
-        .filter(|(_, y)| y.is_finite() && (!log || *y > 0.0))
-        .map(|(x, y)| (*x, transform(*y)))
-        .collect();
-    if pts.is_empty() {
-        let _ = writeln!(
-            out,
-            r##"<text x="{:.1}" y="{:.1}" font-size="12" font-family="sans-serif" fill="#666">no values</text>"##,
-            LEFT + 10.0,
-            top + PANEL / 2.0
-        );
-        return;
-    }
-    let (mut x0, mut x1) = (f64::INFINITY, f64::NEG_INFINITY);
-    let (mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY);
-    for (x, y) in &pts {
-        x0 = x0.min(*x);
-        x1 = x1.max(*x);
-        y0 = y0.min(*y);
-        y1 = y1.max(*y);
-    }
-    if x1 <= x0 {
-        x1 = x0 + 1.0;
-    }
-    if y1 <= y0 {
-        y1 = y0 + 1.0;
-        y0 -= 1.0;
-    }
-    let sx = |x: f64| LEFT + (x - x0) / (x1 - x0) * plot_w;
-    let sy = |y: f64| top + PANEL - (y - y0) / (y1 - y0) * PANEL;
-    let mut path = String::new();
-    let mut previous: Option<(f64, f64)> = None;
-    for (x, y) in &pts {
-        if let (true, Some((_, py))) = (steps, previous) {
-            let _ = write!(path, "{:.2},{:.2} ", sx(*x), sy(py));
-        }
-        let _ = write!(path, "{:.2},{:.2} ", sx(*x), sy(*y));
-        previous = Some((*x, *y));
-    }
-    let _ = writeln!(
-        out,
-        r##"<polyline points="{}" fill="none" stroke="#1f5fa8" stroke-width="1.5"/>"##,
-        path.trim_end()
-    );
-    let label = |v: f64| {
-        if log {
-            format!("1e{v:.1}")
-        } else {
-            format!("{v:.4}")
-        }
-    };
-    for (v, y) in [(y1, top + 4.0), (y0, top + PANEL)] {
-        let _ = writeln!(
-            out,
-            r#"<text x="{:.1}" y="{:.1}" font-size="11" font-family="sans-serif" text-anchor="end">{}</text>"#,
-            LEFT - 6.0,
-            y + 4.0,
-            escape(&label(v))
-        );
-    }
-    for (v, anchor) in [(x0, "start"), (x1, "end")] {
-        let _ = writeln!(
-            out,
-            r#"<text x="{:.1}" y="{:.1}" font-size="11" font-family="sans-serif" text-anchor="{anchor}">{}</text>"#,
-            sx(v),
-            top + PANEL + 14.0,
-            v
-        );
-    }
-}
 
 /// The plot of a run's history.
 pub fn convergence_svg(model: &str, history: &[Record]) -> String {
-    let height = TOP + 3.0 * (PANEL + GAP);
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}">"#
-    );
-    let _ = writeln!(out, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        out,
-        r#"<title>hfc run {}: objective, duality gap and rank per iteration</title>"#,
-        escape(model)
-    );
     let objective: Vec<(f64, f64)> = history
         .iter()
         .map(|r| (r.iteration as f64, r.objective))
@@ -145,25 +24,34 @@ pub fn convergence_svg(model: &str, history: &[Record]) -> String {
         .iter()
         .map(|r| (r.iteration as f64, r.rank as f64))
         .collect();
-    panel(
-        &mut out,
-        0,
-        "objective F − min F (log scale) against iteration",
-        &excess,
-        true,
-        false,
-    );
-    panel(
-        &mut out,
+    let panel = |title: &str, points: Vec<(f64, f64)>, scale: Scale, mark: Mark| {
+        Panel::new(title, "", scale).with(Series::new("", points, mark, PALETTE[0]))
+    };
+    Figure::new(
+        &format!("hfc run {model}: objective, duality gap and rank per iteration"),
         1,
+        640.0,
+        150.0,
+    )
+    .with(panel(
+        "objective F − min F (log scale) against iteration",
+        excess,
+        Scale::Log,
+        Mark::Line,
+    ))
+    .with(panel(
         "duality gap (log scale; exact polars only) against iteration",
-        &gap,
-        true,
-        false,
-    );
-    panel(&mut out, 2, "rank r against iteration", &rank, false, true);
-    out.push_str("</svg>\n");
-    out
+        gap,
+        Scale::Log,
+        Mark::Line,
+    ))
+    .with(panel(
+        "rank r against iteration",
+        rank,
+        Scale::Linear,
+        Mark::Steps,
+    ))
+    .to_svg()
 }
 
 #[cfg(test)]

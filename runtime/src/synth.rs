@@ -128,3 +128,155 @@ pub fn to_matrix_market(o: &Observed) -> String {
     }
     out
 }
+
+/// What [`Synth::calcium_video`] plants: sizes, footprint widths, spiking and noise.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CalciumSpec {
+    /// Pixels, on a line (see [`Synth::calcium_video`] for why 1-D).
+    pub pixels: usize,
+    /// Frames.
+    pub frames: usize,
+    /// Neurons; each gets a slot of `pixels / neurons` pixels.
+    pub neurons: usize,
+    /// The smallest and largest footprint width in pixels (clamped to the slot less a margin).
+    pub width: (usize, usize),
+    /// The probability of a spike per neuron and frame.
+    pub spike_rate: f64,
+    /// The calcium transient's decay time in frames: a spike's fluorescence is multiplied by
+    /// exp(−1/decay) per frame.
+    pub decay: f64,
+    /// The standard deviation of the Gaussian noise added to the video.
+    pub noise: f64,
+}
+
+/// A synthetic calcium-imaging video and what was planted in it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CalciumVideo {
+    /// The video `[pixels, frames]`: `Σᵢ shapeᵢ traceᵢᵀ` plus noise.
+    pub y: Array2<f64>,
+    /// The footprints `[pixels, neurons]`: a plateau of height in [0.8, 1.2] on the
+    /// neuron's support, 0 elsewhere.
+    pub shapes: Array2<f64>,
+    /// The fluorescence traces `[frames, neurons]`: the spikes convolved with the decay.
+    pub traces: Array2<f64>,
+    /// The spikes `[frames, neurons]`: 0, or an amplitude in [0.5, 1.5].
+    pub spikes: Array2<f64>,
+    /// Each neuron's support: the pixels `start..end` where its footprint is positive.
+    /// Supports are disjoint and at least two pixels apart.
+    pub supports: Vec<std::ops::Range<usize>>,
+}
+
+impl Synth {
+    /// A calcium-imaging-like video (the structured factorization of Haeffele & Vidal, ICML
+    /// 2014): neurons with sparse, piecewise-constant, nonnegative footprints firing sparse
+    /// spikes, each spike a transient `a·exp(−t/decay)`, plus Gaussian noise.
+    ///
+    /// The pixels lie on a line, not on a 2-D grid, because hfc's `tv` gauge is the 1-D total
+    /// variation down a factor's column, `Σₖ |xₖ₊₁ − xₖ|`: a footprint on a line is a
+    /// plateau whose TV is exactly its two edges, so `norm1 + tv` is the right prior. A 2-D
+    /// image flattened into a column would have its vertical edges scattered over the column
+    /// and jumps between image rows counted as edges; that needs a 2-D TV gauge.
+    ///
+    /// Neuron `k` lives in the slot `[k·s, (k + 1)·s)` with `s = pixels / neurons`; its
+    /// support is a random interval of the slot, one pixel in from either end, so supports
+    /// never touch. Every neuron spikes at least once.
+    pub fn calcium_video(&mut self, spec: &CalciumSpec) -> CalciumVideo {
+        let (pixels, frames, neurons) = (spec.pixels, spec.frames, spec.neurons);
+        let mut shapes = Array2::zeros((pixels, neurons));
+        let mut traces = Array2::zeros((frames, neurons));
+        let mut spikes = Array2::zeros((frames, neurons));
+        let mut supports = Vec::with_capacity(neurons);
+        let slot = pixels.checked_div(neurons).unwrap_or(0);
+        // A margin of one pixel at each end of the slot keeps neighbours two pixels apart.
+        let room = slot.saturating_sub(2);
+        let retain = (-1.0 / spec.decay.max(f64::MIN_POSITIVE)).exp();
+        for k in 0..neurons {
+            let lo = spec.width.0.clamp(1, room.max(1));
+            let hi = spec.width.1.clamp(lo, room.max(1));
+            let width = (lo + self.below(hi - lo + 1)).min(room);
+            let start = k * slot + 1 + self.below(room - width + 1);
+            let height = 0.8 + 0.4 * self.uniform();
+            for p in start..start + width {
+                shapes[[p, k]] = height;
+            }
+            supports.push(start..start + width);
+            let mut any = false;
+            for t in 0..frames {
+                if self.uniform() < spec.spike_rate {
+                    spikes[[t, k]] = 0.5 + self.uniform();
+                    any = true;
+                }
+            }
+            if !any && frames > 0 {
+                let t = self.below(frames);
+                spikes[[t, k]] = 0.5 + self.uniform();
+            }
+            let mut level = 0.0;
+            for t in 0..frames {
+                level = retain * level + spikes[[t, k]];
+                traces[[t, k]] = level;
+            }
+        }
+        let mut y = linalg::gemm(shapes.view(), false, traces.view(), true, 1.0);
+        self.add_noise(&mut y, spec.noise);
+        CalciumVideo {
+            y,
+            shapes,
+            traces,
+            spikes,
+            supports,
+        }
+    }
+
+    /// A uniform integer in `0..n` (0 when n is 0).
+    fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            return 0;
+        }
+        ((self.uniform() * n as f64) as usize).min(n - 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calcium_video_plants_disjoint_plateaus_and_decaying_traces() {
+        let spec = CalciumSpec {
+            pixels: 60,
+            frames: 80,
+            neurons: 4,
+            width: (5, 9),
+            spike_rate: 0.05,
+            decay: 4.0,
+            noise: 0.0,
+        };
+        let video = Synth::new(3).calcium_video(&spec);
+        assert_eq!(video.y.dim(), (60, 80));
+        assert_eq!(video.supports.len(), 4);
+        for (k, support) in video.supports.iter().enumerate() {
+            assert!((5..=9).contains(&support.len()), "{support:?}");
+            assert!(support.start > k * 15 && support.end < (k + 1) * 15);
+            let column = video.shapes.column(k);
+            let height = column[support.start];
+            assert!((0.8..1.2).contains(&height));
+            for (p, v) in column.iter().enumerate() {
+                assert_eq!(*v, if support.contains(&p) { height } else { 0.0 });
+            }
+            assert!(video.spikes.column(k).iter().any(|s| *s > 0.0));
+            // Between spikes the trace decays by exp(−1/4) per frame.
+            for t in 1..80 {
+                if video.spikes[[t, k]] == 0.0 {
+                    let expected = video.traces[[t - 1, k]] * (-0.25f64).exp();
+                    assert!((video.traces[[t, k]] - expected).abs() <= 1e-15);
+                }
+            }
+        }
+        // Without noise the video is exactly the planted factorization.
+        let planted = video.shapes.dot(&video.traces.t());
+        assert_eq!(video.y, planted);
+        // The same seed gives the same video.
+        assert_eq!(Synth::new(3).calcium_video(&spec), video);
+    }
+}

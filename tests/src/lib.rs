@@ -3,10 +3,14 @@
 //! - [`DirLoader`]: imports read from a test folder, with paths relative to it.
 //! - [`annotations`]: the `//~ ERROR code` / `//~ WARN code` expectations of a UI test.
 //! - [`golden`]: compare a text with a golden file; `UPDATE_EXPECT=1` rewrites the file.
+//! - [`solve_text`] and its kin: a model checked, lowered and solved in process.
+//! - [`papers`]: the papers' experiments (the `papers` test target and `paper-examples`).
 
 use std::path::{Path, PathBuf};
 
 use hfc::FileLoader;
+
+pub mod papers;
 
 /// The folder of this crate (`tests/`).
 pub fn crate_dir() -> PathBuf {
@@ -137,19 +141,44 @@ pub fn solve_text(
 
 /// Lowers the first model of `text` (imports from the standard library), or says why not.
 pub fn lower_text(text: &str, overrides: &[(&str, f64)]) -> Result<hfc::lower::Lowered, String> {
+    lower_model(text, None, overrides).map(|(lowered, _)| lowered)
+}
+
+/// Lowers the model named `model` of `text` (the first when `None`), or says why not; with
+/// the solver options of its `solve { ... }` block (what `hfc run` starts from).
+pub fn lower_model(
+    text: &str,
+    model: Option<&str>,
+    overrides: &[(&str, f64)],
+) -> Result<(hfc::lower::Lowered, hfc_runtime::solve::Options), String> {
     let overrides: Vec<(String, f64)> =
         overrides.iter().map(|(k, v)| (k.to_string(), *v)).collect();
     let checked = hfc::check_with("model.hfm", text, &mut StdLoader, &overrides);
     if checked.diagnostics.has_errors() {
         return Err(format!("{:?}", checked.diagnostics));
     }
-    let report = checked.models.first().ok_or("no model")?;
+    let report = match model {
+        None => checked.models.first().ok_or("no model")?,
+        Some(name) => checked
+            .models
+            .iter()
+            .find(|m| m.ir.as_ref().is_some_and(|ir| ir.name == name))
+            .ok_or_else(|| format!("no model `{name}`"))?,
+    };
     let (Some(model), Some(induced)) = (&report.ir, &report.induced) else {
         return Err("no IR".into());
     };
     let lowered = hfc::lower::lower(model, induced).map_err(|d| d.message().to_string())?;
     hfc_runtime::valid::validate(&lowered.program).map_err(|e| e.to_string())?;
-    Ok(lowered)
+    let options = hfc_runtime::solve::Options {
+        max_iter: model.solve.max_iter,
+        tol: model.solve.tol,
+        max_rank: model.solve.max_rank.map(|r| r as usize),
+        init_rank: model.solve.init_rank as usize,
+        seed: model.solve.seed,
+        interrupt: None,
+    };
+    Ok((lowered, options))
 }
 
 /// [`solve_text`] on a chosen back end.
@@ -174,6 +203,19 @@ pub fn solve_with_inputs(
     options: &hfc_runtime::solve::Options,
 ) -> Result<Solved, String> {
     let lowered = lower_text(text, overrides)?;
+    solve_lowered(kind, lowered, data, inputs, options)
+}
+
+/// Runs the solver on a lowered program: binds `data` (the fitted data) and `inputs` (in the
+/// order of `Lowered::inputs`) on a back end of `kind`.
+pub fn solve_lowered(
+    kind: BackendKind,
+    lowered: hfc::lower::Lowered,
+    data: hfc_runtime::Value,
+    inputs: &[ndarray::Array2<f64>],
+    options: &hfc_runtime::solve::Options,
+) -> Result<Solved, String> {
+    use hfc_runtime::Backend;
     let program = lowered.program.clone();
     let mut backend = open_backend(kind, &program)?;
     let (rows, cols) = match &data {
