@@ -215,7 +215,6 @@ pub fn solve_lowered(
     inputs: &[ndarray::Array2<f64>],
     options: &hfc_runtime::solve::Options,
 ) -> Result<Solved, String> {
-    use hfc_runtime::Backend;
     let program = lowered.program.clone();
     let mut backend = open_backend(kind, &program)?;
     let (rows, cols) = match &data {
