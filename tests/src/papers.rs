@@ -1339,6 +1339,14 @@ pub fn relu_teacher(size: Size) -> Result<Run<ReluNumbers>, String> {
         solve_model(RELU_MODEL, None, &[], y.clone(), std::slice::from_ref(&x))?;
     let s = &solved.solution;
     let (w1, w2) = (s.left(), s.right());
+    // The teacher lives in the plane with one output: W1 is 2 × r and W2 is 1 × r.
+    if w1.nrows() != 2 || w2.nrows() != 1 {
+        return Err(format!(
+            "expected factors of 2 and 1 rows, found {} and {}",
+            w1.nrows(),
+            w2.nrows()
+        ));
+    }
     let angles: Vec<f64> = (0..w1.ncols())
         .map(|k| w1[[1, k]].atan2(w1[[0, k]]))
         .collect();
