@@ -200,6 +200,22 @@ pub fn equalize(
     Some((u1, v1))
 }
 
+/// The tensor `Σᵢ a¹ᵢ ⊗ … ⊗ aᴷᵢ` of CP factors (`factors[k]` is `[shape[k], r]`).
+pub fn cp_compose(factors: &[Array2<f64>], shape: &[usize]) -> ndarray::ArrayD<f64> {
+    let rank = factors.first().map_or(0, Array2::ncols);
+    ndarray::ArrayD::from_shape_fn(shape, |index| {
+        (0..rank)
+            .map(|i| {
+                factors
+                    .iter()
+                    .enumerate()
+                    .map(|(k, a)| a[(index[k], i)])
+                    .product::<f64>()
+            })
+            .sum()
+    })
+}
+
 /// The mode-k unfolding `T₍ₖ₎` `[nₖ, Πₗ≠ₖ nₗ]` of a tensor: row iₖ holds the entries with
 /// that index, the other modes in ascending order with the last fastest (the order of
 /// [`crate::kir::Stmt::KhatriRao`] chains, so `T₍ₖ₎ (A ⊙ B) ` contracts them).

@@ -55,18 +55,7 @@ impl Synth {
         rank: usize,
     ) -> (ndarray::ArrayD<f64>, Vec<Array2<f64>>) {
         let factors: Vec<Array2<f64>> = shape.iter().map(|&n| self.normal(n, rank)).collect();
-        let tensor = ndarray::ArrayD::from_shape_fn(shape, |index| {
-            (0..rank)
-                .map(|i| {
-                    factors
-                        .iter()
-                        .enumerate()
-                        .map(|(k, a)| a[(index[k], i)])
-                        .product::<f64>()
-                })
-                .sum()
-        });
-        (tensor, factors)
+        (linalg::cp_compose(&factors, shape), factors)
     }
 
     /// Adds Gaussian noise of standard deviation `sigma`.

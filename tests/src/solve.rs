@@ -428,22 +428,6 @@ fn cp_model(order: usize, observed: bool) -> String {
     )
 }
 
-/// The tensor Σᵢ a¹ᵢ ⊗ … ⊗ aᴷᵢ of a solution's factors.
-fn cp_reconstruction(factors: &[Array2<f64>], shape: &[usize]) -> ndarray::ArrayD<f64> {
-    let rank = factors.first().map_or(0, Array2::ncols);
-    ndarray::ArrayD::from_shape_fn(shape, |index| {
-        (0..rank)
-            .map(|i| {
-                factors
-                    .iter()
-                    .enumerate()
-                    .map(|(k, a)| a[(index[k], i)])
-                    .product::<f64>()
-            })
-            .sum()
-    })
-}
-
 fn relative_tensor_error(x: &ndarray::ArrayD<f64>, t: &ndarray::ArrayD<f64>) -> f64 {
     let diff: f64 = x.iter().zip(t).map(|(a, b)| (a - b).powi(2)).sum();
     let norm: f64 = t.iter().map(|v| v * v).sum();
@@ -473,7 +457,7 @@ fn planted_rank_three_tensor_is_recovered_at_rank_three() {
         &options(1e-10),
     )
     .expect("solves");
-    let err = relative_tensor_error(&cp_reconstruction(&s.solution.factors, &shape), &t);
+    let err = relative_tensor_error(&linalg::cp_compose(&s.solution.factors, &shape), &t);
     assert_eq!(s.solution.stop, Stop::Optimal);
     assert_eq!(s.solution.rank(), 3);
     assert!(err <= 1e-4, "relative error {err:e}");
@@ -508,7 +492,7 @@ fn planted_four_way_tensor_is_recovered_at_its_rank() {
         &options(1e-8),
     )
     .expect("solves");
-    let err = relative_tensor_error(&cp_reconstruction(&s.solution.factors, &shape), &t);
+    let err = relative_tensor_error(&linalg::cp_compose(&s.solution.factors, &shape), &t);
     assert_eq!(s.solution.stop, Stop::Optimal);
     assert_eq!(s.solution.rank(), 2);
     assert!(err <= 1e-4, "relative error {err:e}");
@@ -537,7 +521,7 @@ fn tensor_with_missing_entries_is_completed() {
     )
     .expect("solves");
     // Every entry, the missing ones included.
-    let err = relative_tensor_error(&cp_reconstruction(&s.solution.factors, &shape), &t);
+    let err = relative_tensor_error(&linalg::cp_compose(&s.solution.factors, &shape), &t);
     assert_eq!(s.solution.stop, Stop::Optimal);
     assert!(err <= 1e-4, "relative error {err:e}");
     // Two atoms carry the tensor: any further column is negligible (on a subsample the
