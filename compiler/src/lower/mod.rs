@@ -115,6 +115,21 @@ mod tensor;
 
 pub use tensor::TensorBinding;
 
+/// The rank-growing algorithm needs a polar certificate (exact or heuristic): a model without
+/// one (degrees that do not match) is refused.
+fn require_certificate(model: &ir::Model, induced: &InducedProblem) -> Result<(), Box<Diagnostic>> {
+    if induced.certificate == Certificate::None {
+        return Err(unsupported(
+            model,
+            model.map_span,
+            "the model has no polar certificate (see `hfc explain`)",
+            "match the regularizer's degree to the map's so that the rank-growing algorithm \
+             applies",
+        ));
+    }
+    Ok(())
+}
+
 struct Builder {
     dims: Vec<Dim>,
     buffers: Vec<Buffer>,
@@ -123,6 +138,15 @@ struct Builder {
 }
 
 impl Builder {
+    fn new() -> Builder {
+        Builder {
+            dims: Vec::new(),
+            buffers: Vec::new(),
+            kernels: Vec::new(),
+            roles: Vec::new(),
+        }
+    }
+
     fn dim(&mut self, name: &str, kind: DimKind) -> DimId {
         self.dims.push(Dim {
             name: name.to_string(),
@@ -329,14 +353,8 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
             return Err(unsupported(model, model.map_span, &why, reg_help));
         }
     }
-    if induced.certificate == Certificate::None && !dropout {
-        return Err(unsupported(
-            model,
-            model.map_span,
-            "the model has no polar certificate (see `hfc explain`)",
-            "match the regularizer's degree to the map's so that the rank-growing algorithm \
-             applies",
-        ));
+    if !dropout {
+        require_certificate(model, induced)?;
     }
     let polar = match induced.oracle {
         _ if dropout => PolarSolver::TopSingular,
@@ -390,12 +408,7 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
     let observed = loss.observed;
     let target = loss.target;
 
-    let mut bld = Builder {
-        dims: Vec::new(),
-        buffers: Vec::new(),
-        kernels: Vec::new(),
-        roles: Vec::new(),
-    };
+    let mut bld = Builder::new();
     let data_shape = &model.data[target].shape;
     let (m_name, n_name) = (
         data_shape.first().cloned().unwrap_or_else(|| "m".into()),

@@ -24,8 +24,10 @@ use hfc_runtime::kir::{
 use hfc_runtime::value::Value;
 use ndarray::ArrayD;
 
-use super::{Builder, Lowered, b, gauge_of, gemm, gemm_acc, map, sum, unsupported};
-use crate::derive::{Certificate, InducedProblem};
+use super::{
+    Builder, Lowered, b, gauge_of, gemm, gemm_acc, map, require_certificate, sum, unsupported,
+};
+use crate::derive::InducedProblem;
 use crate::diagnostics::Diagnostic;
 use crate::ir::{self, RegForm};
 
@@ -193,15 +195,7 @@ pub(super) fn lower(
         scale *= s;
         block_gauges.push(gauge);
     }
-    if induced.certificate == Certificate::None {
-        return Err(unsupported(
-            model,
-            model.map_span,
-            "the model has no polar certificate (see `hfc explain`)",
-            "match the regularizer's degree to the map's so that the rank-growing algorithm \
-             applies",
-        ));
-    }
+    require_certificate(model, induced)?;
     if scale <= 0.0 || !scale.is_finite() {
         scale = 1.0;
     }
@@ -221,12 +215,7 @@ pub(super) fn lower(
         ));
     }
 
-    let mut bld = Builder {
-        dims: Vec::new(),
-        buffers: Vec::new(),
-        kernels: Vec::new(),
-        roles: Vec::new(),
-    };
+    let mut bld = Builder::new();
     let names: Vec<String> = data.shape.clone();
     let modes: Vec<DimId> = names.iter().map(|n| bld.dim(n, DimKind::Data)).collect();
     let r = bld.dim(&model.size_index, DimKind::Rank);
@@ -304,7 +293,6 @@ pub(super) fn lower(
             &tag,
         ));
     }
-    let kr_of = |chains: &[(Vec<Stmt>, BufId)], k: usize| chains[k].clone();
 
     if observed {
         // R₍ₖ₎ = Mₖ ∘ (Aₖ KRₖᵀ − T₍ₖ₎), recomputed where needed.
@@ -322,7 +310,7 @@ pub(super) fn lower(
             })
             .collect();
         let residual = |k: usize| -> Vec<Stmt> {
-            let (mut body, kr) = kr_of(&factor_kr, k);
+            let (mut body, kr) = factor_kr[k].clone();
             let (t, mask) = unfoldings[k];
             let mask = mask.unwrap_or(t);
             body.push(gemm(predictions[k], factor_bufs[k], false, kr, true, 1.0));
@@ -338,19 +326,19 @@ pub(super) fn lower(
         bld.kernel(Role::Value, residual(0));
         for k in 0..order {
             let mut body = residual(k);
-            let (_, kr) = kr_of(&factor_kr, k);
+            let (_, kr) = factor_kr[k].clone();
             body.push(gemm(grads[k], residuals[k], false, kr, false, 1.0));
             bld.kernel(Role::Grad(k as u8), body);
         }
         bld.kernel(Role::ValueAfterLast, residual(order - 1));
         bld.kernel(Role::Residual, (0..order).flat_map(residual).collect());
         for k in 0..order {
-            let (mut body, krp) = kr_of(&probe_kr, k);
+            let (mut body, krp) = probe_kr[k].clone();
             body.push(gemm(probes_out[k], residuals[k], false, krp, false, -1.0));
             bld.kernel(Role::Contract(k as u8), body);
         }
         // ‖M ∘ (p¹ ⊗ … ⊗ pᴷ)‖² through mode 0's unfolding.
-        let (mut body, krp) = kr_of(&probe_kr, 0);
+        let (mut body, krp) = probe_kr[0].clone();
         let atom = bld.buf("probe_atom", &[modes[0], cols[0]], BufferKind::Temp);
         let mask0 = unfoldings[0].1.unwrap_or(unfoldings[0].0);
         body.push(gemm(atom, probes_in[0], false, krp, true, 1.0));
@@ -390,7 +378,7 @@ pub(super) fn lower(
             body
         };
         let contract = |k: usize| -> Vec<Stmt> {
-            let (mut body, kr) = kr_of(&factor_kr, k);
+            let (mut body, kr) = factor_kr[k].clone();
             body.push(gemm(contracted[k], unfoldings[k].0, false, kr, false, 1.0));
             body
         };
@@ -416,7 +404,7 @@ pub(super) fn lower(
             .collect();
         let loading_product = bld.buf("factor_t_probe_product", &[r, p], BufferKind::Temp);
         for k in 0..order {
-            let (mut body, krp) = kr_of(&probe_kr, k);
+            let (mut body, krp) = probe_kr[k].clone();
             body.push(gemm(probes_out[k], unfoldings[k].0, false, krp, false, 1.0));
             for l in others(k) {
                 body.push(gemm(
