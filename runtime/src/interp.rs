@@ -26,7 +26,7 @@ impl Interpreter {
     pub fn new(program: &Program) -> Interpreter {
         Interpreter {
             program: Arc::new(program.clone()),
-            extents: vec![None; program.dims.len()],
+            extents: program.initial_extents(),
             values: vec![None; program.buffers.len()],
         }
     }
@@ -190,6 +190,57 @@ impl Interpreter {
                 });
                 Value::Matrix(out)
             }
+            Stmt::KhatriRaoAdjoint {
+                dst,
+                src,
+                other,
+                over_fast,
+            } => {
+                let (src, other) = (self.matrix(*src)?, self.matrix(*other)?);
+                let rows = self.expected_shape(*dst).first().copied().unwrap_or(0);
+                let (na, nb) = if *over_fast {
+                    (rows, other.nrows())
+                } else {
+                    (other.nrows(), rows)
+                };
+                if src.nrows() != na * nb || src.ncols() != other.ncols() {
+                    return Err(ExecError::Backend(format!(
+                        "khatri_rao_adjoint: [{}, {}] against [{}, {}] into {rows} rows",
+                        src.nrows(),
+                        src.ncols(),
+                        other.nrows(),
+                        other.ncols()
+                    )));
+                }
+                let out = Array2::from_shape_fn((rows, src.ncols()), |(q, c)| {
+                    if *over_fast {
+                        (0..nb).fold(0.0, |acc, j| acc + src[(q * nb + j, c)] * other[(j, c)])
+                    } else {
+                        (0..na).fold(0.0, |acc, i| acc + src[(i * nb + q, c)] * other[(i, c)])
+                    }
+                });
+                Value::Matrix(out)
+            }
+            Stmt::Copy { dst, src } => {
+                let expected = self.expected_shape(*dst);
+                let value = self.value(*src)?;
+                let flat: Vec<f64> = match value {
+                    Value::Scalar(x) => vec![*x],
+                    other => match other.view_dyn() {
+                        Some(view) => view.iter().copied().collect(),
+                        None => Vec::new(),
+                    },
+                };
+                let fits = flat.len() == expected.iter().product::<usize>();
+                match (fits, expected.as_slice()) {
+                    (true, []) => Value::Scalar(flat[0]),
+                    (true, [_]) => Value::Vector(Array1::from(flat)),
+                    (true, &[rows, cols]) => Array2::from_shape_vec((rows, cols), flat)
+                        .map(Value::Matrix)
+                        .map_err(|e| ExecError::Backend(e.to_string()))?,
+                    _ => return Err(self.shape_error(*src, value)),
+                }
+            }
             Stmt::SpMM {
                 dst,
                 pattern,
@@ -288,6 +339,9 @@ impl Backend for Interpreter {
 
     fn bind_dim(&mut self, dim: DimId, extent: usize) {
         self.extents[dim.0 as usize] = Some(extent);
+        for (scaled, extent) in self.program.scaled_extents(dim, extent) {
+            self.extents[scaled.0 as usize] = Some(extent);
+        }
     }
 
     fn set(&mut self, buffer: BufId, value: Value) -> Result<(), ExecError> {

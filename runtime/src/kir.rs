@@ -34,6 +34,16 @@ pub enum DimKind {
     Rank,
     /// Columns of a probe block (the polar solver's vectors): the solver sets it.
     Probe,
+    /// A number known when the program is built (a subnetwork's hidden units).
+    Fixed(u32),
+    /// `factor` times another dimension's extent, bound with it (back ends bind it whenever
+    /// they bind `base`): the `h·r` columns of r subnetworks' h hidden units each.
+    Scaled {
+        /// The dimension it is a multiple of.
+        base: DimId,
+        /// The multiple.
+        factor: u32,
+    },
 }
 
 /// A dimension declaration.
@@ -379,6 +389,29 @@ pub enum Stmt {
         /// Faster factor `[nb, k]`.
         b: BufId,
     },
+    /// The adjoint of [`Stmt::KhatriRao`] in one operand, `src` `[na·nb, k]`: contracting
+    /// the fast index, `dst[i, c] = Σⱼ src[i·nb + j, c]·other[j, c]` (`other` `[nb, k]`,
+    /// `dst` `[na, k]`); else the slow one, `dst[j, c] = Σᵢ src[i·nb + j, c]·other[i, c]`
+    /// (`other` `[na, k]`, `dst` `[nb, k]`). Summed in ascending index order. A parallel
+    /// network's middle layer: r subnetworks each reduce their own h hidden units.
+    KhatriRaoAdjoint {
+        /// Destination.
+        dst: BufId,
+        /// Source `[na·nb, k]`.
+        src: BufId,
+        /// The operand not contracted away.
+        other: BufId,
+        /// Contract the fast index (`other` is the faster operand).
+        over_fast: bool,
+    },
+    /// `dst = src` entry by entry in row-major order: the same values under another shape of
+    /// as many entries (`[d·h, r]` read as `[d, h·r]`).
+    Copy {
+        /// Destination.
+        dst: BufId,
+        /// Source.
+        src: BufId,
+    },
     /// `dst = alpha·S·b` (`Sᵀ·b` when transposed), S the sparse matrix with `values` on the
     /// pattern of `pattern` (`+ dst` when accumulating).
     SpMM {
@@ -442,6 +475,8 @@ impl Stmt {
             Stmt::Gemm { dst, .. }
             | Stmt::Sample { dst, .. }
             | Stmt::KhatriRao { dst, .. }
+            | Stmt::KhatriRaoAdjoint { dst, .. }
+            | Stmt::Copy { dst, .. }
             | Stmt::SpMM { dst, .. }
             | Stmt::Map { dst, .. }
             | Stmt::Sum { dst, .. }
@@ -468,6 +503,8 @@ impl Stmt {
             }
             Stmt::Sample { pattern, a, b, .. } => out.extend([*pattern, *a, *b]),
             Stmt::KhatriRao { a, b, .. } => out.extend([*a, *b]),
+            Stmt::KhatriRaoAdjoint { src, other, .. } => out.extend([*src, *other]),
+            Stmt::Copy { src, .. } => out.push(*src),
             Stmt::SpMM {
                 dst,
                 pattern,
@@ -617,6 +654,9 @@ pub enum Lipschitz {
     /// one activation pattern only, so the step backtracks (L doubles until the quadratic
     /// upper bound holds).
     InputTimesOtherGram,
+    /// No bound in closed form (a deep network's inner layers): L starts from half the
+    /// block's last accepted value and doubles until the quadratic upper bound holds.
+    Backtracking,
 }
 
 /// Which polar solver the plan asks for.
@@ -638,6 +678,12 @@ pub enum PolarSolver {
     /// Two-layer ReLU networks: `max_{‖w‖≤1} ‖Zᵀ relu(X w)‖₂` by enumerating the activation
     /// patterns (exact for input dimension ≤ 3 under a cell cap), pattern iteration otherwise.
     ReluPatterns,
+    /// Three-layer parallel ReLU networks: `max ‖Zᵀ relu(relu(X P) q)‖₂` over unit `P`
+    /// `[d, h]` and `q` `[h]`, by projected gradient ascent from seeded starts (a local method).
+    DeepReluAscent {
+        /// Hidden units per subnetwork (the columns of P).
+        hidden: u32,
+    },
 }
 
 impl PolarSolver {
@@ -651,6 +697,7 @@ impl PolarSolver {
             PolarSolver::MaxColumnNorm => "max_column_norm",
             PolarSolver::Alternating => "alternating",
             PolarSolver::ReluPatterns => "relu_patterns",
+            PolarSolver::DeepReluAscent { .. } => "deep_relu_ascent",
         }
     }
 }
@@ -754,7 +801,10 @@ impl Plan {
         let mut roles = vec![Role::Setup, Role::Value];
         roles.extend((0..blocks).map(Role::Grad));
         roles.extend([Role::ValueAfterLast, Role::Residual]);
-        if self.polar != PolarSolver::ReluPatterns {
+        if !matches!(
+            self.polar,
+            PolarSolver::ReluPatterns | PolarSolver::DeepReluAscent { .. }
+        ) {
             roles.extend((0..blocks).map(Role::Contract));
         }
         // The duality gap is computed for exact polars and by dropout's test.
@@ -802,6 +852,43 @@ impl Program {
     /// A kernel.
     pub fn kernel(&self, id: KernelId) -> &Kernel {
         &self.kernels[id.0 as usize]
+    }
+
+    /// The extents a back end starts with: the [`DimKind::Fixed`] ones; the others are
+    /// bound by the host.
+    pub fn initial_extents(&self) -> Vec<Option<usize>> {
+        self.dims
+            .iter()
+            .map(|d| match d.kind {
+                DimKind::Fixed(n) => Some(n as usize),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// `dim`'s extent given the extents of the dimensions the host binds (`bound`): fixed
+    /// and scaled dimensions follow from them.
+    pub fn extent(&self, dim: DimId, bound: impl Fn(DimId) -> usize) -> usize {
+        match self.dim(dim).kind {
+            DimKind::Fixed(n) => n as usize,
+            DimKind::Scaled { base, factor } => bound(base) * factor as usize,
+            _ => bound(dim),
+        }
+    }
+
+    /// The dimensions bound with `dim` at `extent` ([`DimKind::Scaled`] multiples of it),
+    /// with their extents: a back end binds them whenever it binds `dim`.
+    pub fn scaled_extents(&self, dim: DimId, extent: usize) -> Vec<(DimId, usize)> {
+        self.dims
+            .iter()
+            .enumerate()
+            .filter_map(|(k, d)| match d.kind {
+                DimKind::Scaled { base, factor } if base == dim => {
+                    Some((DimId(k as u32), extent * factor as usize))
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     /// Looks a buffer up by name.
@@ -865,6 +952,20 @@ impl Program {
             Stmt::KhatriRao { dst, a, b } => {
                 write!(f, "%{} = khatri_rao(%{}, %{})", name(dst), name(a), name(b))
             }
+            Stmt::KhatriRaoAdjoint {
+                dst,
+                src,
+                other,
+                over_fast,
+            } => write!(
+                f,
+                "%{} = khatri_rao_adjoint_{}(%{}, %{})",
+                name(dst),
+                if *over_fast { "fast" } else { "slow" },
+                name(src),
+                name(other)
+            ),
+            Stmt::Copy { dst, src } => write!(f, "%{} = copy(%{})", name(dst), name(src)),
             Stmt::SpMM {
                 dst,
                 pattern,
@@ -916,10 +1017,12 @@ impl fmt::Display for Program {
         writeln!(f, "program {}", self.name)?;
         for dim in &self.dims {
             let kind = match dim.kind {
-                DimKind::Data => "data",
-                DimKind::Observed => "observed",
-                DimKind::Rank => "rank",
-                DimKind::Probe => "probe",
+                DimKind::Data => "data".to_string(),
+                DimKind::Observed => "observed".into(),
+                DimKind::Rank => "rank".into(),
+                DimKind::Probe => "probe".into(),
+                DimKind::Fixed(n) => format!("fixed {n}"),
+                DimKind::Scaled { base, factor } => format!("{factor} x {}", self.dim(base).name),
             };
             writeln!(f, "  dim {}: {kind}", dim.name)?;
         }

@@ -15,6 +15,7 @@ pub mod backend;
 pub mod certify;
 pub mod cpu;
 pub mod data;
+pub mod deep_relu_polar;
 pub mod gauge;
 pub mod gpu;
 pub mod interp;

@@ -84,6 +84,9 @@ pub fn solve(
             &mut rng,
         ),
         PolarSolver::ReluPatterns => relu_patterns(machine, &plan, seed, current),
+        PolarSolver::DeepReluAscent { hidden } => {
+            deep_relu(machine, &plan, hidden as usize, tol, seed, current)
+        }
     }
 }
 
@@ -331,6 +334,50 @@ fn alternating(
             products,
             heuristic_note: None,
         },
+    })
+}
+
+/// The three-layer subnetwork polar (see [`crate::deep_relu_polar`]) on the host from the
+/// input data and the output gradient the `Residual` kernel wrote. Warm starts: the current
+/// subnetworks' first two layers (block 0's columns are row-major `[d, h]` matrices).
+fn deep_relu(
+    machine: &mut Machine<'_>,
+    plan: &crate::kir::Plan,
+    hidden: usize,
+    tol: f64,
+    seed: u64,
+    current: &[Array2<f64>],
+) -> Result<Polar, ExecError> {
+    let x = machine.matrix(Slot::Features)?;
+    let z = -machine.matrix(Slot::OutputGrad)?;
+    let d = x.ncols();
+    let warm: Vec<(Array2<f64>, Array1<f64>)> = match current {
+        [first, second, ..] if first.nrows() == d * hidden && second.nrows() == hidden => first
+            .axis_iter(Axis(1))
+            .zip(second.axis_iter(Axis(1)))
+            .filter_map(|(w1, w2)| {
+                let p = w1.to_owned().into_shape_with_order((d, hidden)).ok()?;
+                Some((p, w2.to_owned()))
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let found = crate::deep_relu_polar::deep_relu_polar(
+        x.view(),
+        z.view(),
+        hidden,
+        plan.polar_starts.max(1) as usize,
+        seed,
+        &warm,
+        tol,
+    );
+    let first = Array1::from_iter(found.first.iter().copied());
+    Ok(Polar {
+        value: found.value,
+        atoms: vec![(vec![first, found.second, found.last], found.value)],
+        residual: None,
+        products: 0,
+        heuristic_note: Some("projected gradient ascent (a local method)".into()),
     })
 }
 

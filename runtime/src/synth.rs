@@ -103,6 +103,59 @@ impl Synth {
     }
 }
 
+/// A planted three-layer parallel ReLU teacher (see [`Synth::deep_relu_teacher`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeepReluTeacher {
+    /// Inputs `[n, d]`, standard normal.
+    pub x: Array2<f64>,
+    /// Outputs `[n, c]` = `Σᵢ relu(relu(X W1ᵢ) w2ᵢ) w3ᵢᵀ`.
+    pub y: Array2<f64>,
+    /// First layers `[d·h, k]`, column i the row-major `[d, h]` matrix W1ᵢ.
+    pub first: Array2<f64>,
+    /// Second layers `[h, k]`, nonnegative (every planted subnetwork is active somewhere).
+    pub second: Array2<f64>,
+    /// Last layers `[c, k]`.
+    pub last: Array2<f64>,
+}
+
+impl Synth {
+    /// `k` planted subnetworks of `hidden` units each on `n` normal inputs of dimension `d`,
+    /// `c` outputs; normal first and last layers, |normal| second layers.
+    pub fn deep_relu_teacher(
+        &mut self,
+        n: usize,
+        d: usize,
+        hidden: usize,
+        k: usize,
+        c: usize,
+    ) -> DeepReluTeacher {
+        let x = self.normal(n, d);
+        let first = self.normal(d * hidden, k);
+        let second = self.normal(hidden, k).mapv(f64::abs);
+        let last = self.normal(c, k);
+        let mut y = Array2::zeros((n, c));
+        for i in 0..k {
+            let w1 = first
+                .column(i)
+                .to_owned()
+                .into_shape_with_order((d, hidden))
+                .unwrap_or_else(|_| Array2::zeros((d, hidden)));
+            let h1 = x.dot(&w1).mapv(|a| a.max(0.0));
+            let h2 = h1.dot(&second.column(i)).mapv(|a| a.max(0.0));
+            for (mut row, &a) in y.outer_iter_mut().zip(&h2) {
+                row.scaled_add(a, &last.column(i));
+            }
+        }
+        DeepReluTeacher {
+            x,
+            y,
+            first,
+            second,
+            last,
+        }
+    }
+}
+
 /// The teacher of the ReLU examples and tests: three neurons at 0.3, 2.2 and 4.1 rad with
 /// outer weights 1, −0.8 and 1.2.
 pub const RELU_TEACHER: [(f64, f64); 3] = [(0.3, 1.0), (2.2, -0.8), (4.1, 1.2)];

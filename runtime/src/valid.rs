@@ -4,7 +4,7 @@
 //! (the lowering produced a bad program), never a user error: the CLI reports it as an
 //! internal error.
 
-use crate::kir::{BufId, BufferKind, DimId, Expr, Program, Slot, Stmt};
+use crate::kir::{BufId, BufferKind, DimId, DimKind, Expr, Program, Slot, Stmt};
 
 /// What is wrong with a program.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -26,6 +26,19 @@ pub fn validate(program: &Program) -> Result<(), ValidationError> {
         message,
     };
     let nbuf = program.buffers.len();
+    for (k, dim) in program.dims.iter().enumerate() {
+        // A multiple of an earlier, unscaled dimension: binding stays one step deep.
+        if let DimKind::Scaled { base, factor } = dim.kind
+            && (base.0 as usize >= k
+                || factor == 0
+                || matches!(program.dim(base).kind, DimKind::Scaled { .. }))
+        {
+            return Err(fail(
+                String::new(),
+                format!("dimension {} is a malformed multiple", dim.name),
+            ));
+        }
+    }
     for buffer in &program.buffers {
         if let Some(d) = buffer
             .shape
@@ -121,6 +134,24 @@ pub fn validate(program: &Program) -> Result<(), ValidationError> {
 
 fn shape(program: &Program, id: BufId) -> &[DimId] {
     &program.buffer(id).shape
+}
+
+/// A buffer's entry count as a symbolic product: its unscaled dimensions, sorted, and the
+/// product of the multiples ([d·h, r] and [d, h·r] are both ({d, r}, h)).
+fn entry_count(program: &Program, id: BufId) -> (Vec<DimId>, u64) {
+    let mut bases = Vec::new();
+    let mut multiple = 1u64;
+    for &d in shape(program, id) {
+        match program.dim(d).kind {
+            DimKind::Scaled { base, factor } => {
+                bases.push(base);
+                multiple *= u64::from(factor);
+            }
+            _ => bases.push(d),
+        }
+    }
+    bases.sort();
+    (bases, multiple)
 }
 
 fn show(program: &Program, dims: &[DimId]) -> String {
@@ -229,6 +260,33 @@ fn check_stmt(program: &Program, stmt: &Stmt) -> Result<(), String> {
             }
             if dst == a || dst == b {
                 return Err("khatri_rao into one of its operands".into());
+            }
+            Ok(())
+        }
+        Stmt::KhatriRaoAdjoint {
+            dst, src, other, ..
+        } => {
+            let (_, sk) = matrix(program, *src)?;
+            let (_, ok) = matrix(program, *other)?;
+            let (_, dk) = matrix(program, *dst)?;
+            if sk != ok || dk != sk {
+                return Err("khatri_rao_adjoint operands and destination differ in columns".into());
+            }
+            if dst == src || dst == other {
+                return Err("khatri_rao_adjoint into one of its operands".into());
+            }
+            Ok(())
+        }
+        Stmt::Copy { dst, src } => {
+            if dst == src {
+                return Err("copy onto itself".into());
+            }
+            if entry_count(program, *dst) != entry_count(program, *src) {
+                return Err(format!(
+                    "copy between shapes of different sizes: {} and {}",
+                    show(program, shape(program, *dst)),
+                    show(program, shape(program, *src))
+                ));
             }
             Ok(())
         }

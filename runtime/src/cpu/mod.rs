@@ -336,7 +336,7 @@ impl JitBackend {
         Ok(JitBackend {
             program: Arc::new(program.clone()),
             module,
-            extents: vec![None; program.dims.len()],
+            extents: program.initial_extents(),
             storage: vec![Storage::zeros(precision, 0); n],
             patterns: vec![None; n],
             valid: vec![false; n],
@@ -405,6 +405,9 @@ impl Backend for JitBackend {
     }
 
     fn bind_dim(&mut self, dim: DimId, extent: usize) {
+        for (scaled, extent) in self.program.scaled_extents(dim, extent) {
+            self.bind_dim(scaled, extent);
+        }
         if self.extents[dim.0 as usize] == Some(extent) {
             return;
         }

@@ -42,6 +42,17 @@ impl Fixture {
         DimId(self.dims.len() as u32 - 1)
     }
 
+    /// `factor` times `base`, bound with it (a subnetwork layout's `h·r`).
+    fn scaled(&mut self, name: &str, base: DimId, factor: u32) -> DimId {
+        self.dims.push(Dim {
+            name: name.into(),
+            kind: DimKind::Scaled { base, factor },
+        });
+        self.extents
+            .push(self.extents[base.0 as usize] * factor as usize);
+        DimId(self.dims.len() as u32 - 1)
+    }
+
     fn buffer(&mut self, name: &str, shape: Vec<DimId>, kind: BufferKind) -> BufId {
         self.buffers.push(Buffer {
             name: name.into(),
@@ -270,6 +281,30 @@ proptest! {
             Stmt::KhatriRao { dst: back, a: b, b: a },
         ];
         fx.compare(body, &[dst, back], precision(f32));
+    }
+
+    #[test]
+    fn khatri_rao_adjoint_and_copy_match(m in 0usize..7, n in 1u32..7, r in 0usize..9,
+                                         f32: bool, seed: u64) {
+        let mut fx = Fixture::new(seed);
+        let (dm, dr) = (fx.dim("m", m), fx.dim("r", r));
+        let dn = fx.dim("n", n as usize);
+        let dmn = fx.scaled("mn", dm, n);
+        let dnr = fx.scaled("nr", dr, n);
+        let src = fx.input("src", vec![dmn, dr]);
+        let fast = fx.input("fast", vec![dn, dr]);
+        let slow = fx.input("slow", vec![dm, dr]);
+        let over_fast = fx.buffer("over_fast", vec![dm, dr], BufferKind::State);
+        let over_slow = fx.buffer("over_slow", vec![dn, dr], BufferKind::State);
+        let wide = fx.buffer("wide", vec![dm, dnr], BufferKind::State);
+        let back = fx.buffer("back", vec![dmn, dr], BufferKind::State);
+        let body = vec![
+            Stmt::KhatriRaoAdjoint { dst: over_fast, src, other: fast, over_fast: true },
+            Stmt::KhatriRaoAdjoint { dst: over_slow, src, other: slow, over_fast: false },
+            Stmt::Copy { dst: wide, src },
+            Stmt::Copy { dst: back, src: wide },
+        ];
+        fx.compare(body, &[over_fast, over_slow, wide, back], precision(f32));
     }
 
     #[test]

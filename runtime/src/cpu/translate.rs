@@ -97,6 +97,8 @@ pub(crate) fn helpers_of(kernel: &Kernel, precision: Precision) -> Vec<String> {
             }
             Stmt::Sample { .. }
             | Stmt::KhatriRao { .. }
+            | Stmt::KhatriRaoAdjoint { .. }
+            | Stmt::Copy { .. }
             | Stmt::SpMM { .. }
             | Stmt::ColumnGauge { .. } => {}
         }
@@ -408,6 +410,13 @@ impl<'a> KernelTranslator<'a> {
             } => self.translate_gemm(*dst, (*a, *trans_a), (*b, *trans_b), *alpha, *accumulate),
             Stmt::Sample { dst, pattern, a, b } => self.translate_sample(*dst, *pattern, *a, *b),
             Stmt::KhatriRao { dst, a, b } => self.translate_khatri_rao(*dst, *a, *b),
+            Stmt::KhatriRaoAdjoint {
+                dst,
+                src,
+                other,
+                over_fast,
+            } => self.translate_khatri_rao_adjoint(*dst, *src, *other, *over_fast),
+            Stmt::Copy { dst, src } => self.translate_copy(*dst, *src),
             Stmt::SpMM {
                 dst,
                 pattern,
@@ -557,6 +566,100 @@ impl<'a> KernelTranslator<'a> {
             let j = t.builder.ins().isub(q, i_nb);
             let (rd, ra, rb) = (t.row_base(dst, q), t.row_base(a, i), t.row_base(b, j));
             t.hadamard(rd, ra, rb, width)
+        })
+    }
+
+    /// The adjoint of khatri_rao (see [`Stmt::KhatriRaoAdjoint`]), a row at a time: each
+    /// destination row accumulates `src` rows times `other` rows in ascending order (the
+    /// interpreter's). The loops stop where `src` ends, whatever the host bound.
+    fn translate_khatri_rao_adjoint(
+        &mut self,
+        dst: BufId,
+        src: BufId,
+        other: BufId,
+        over_fast: bool,
+    ) -> Result<(), CodegenError> {
+        let width = self.axis(src, 1)?;
+        let (out_rows, other_rows) = (self.axis(dst, 0)?, self.axis(other, 0)?);
+        let src_rows = self.axis(src, 0)?;
+        // The row stride of the fast index in src: nb = other's rows (fast) or dst's (slow).
+        let nb = if over_fast { other_rows } else { out_rows };
+        let one = self.iconst(1);
+        let safe_nb = self.builder.ins().umax(nb, one);
+        let full_groups = self.builder.ins().udiv(src_rows, safe_nb);
+        let zero = self.iconst(0);
+        self.counted_loop(zero, out_rows, 1, &mut |t, q| {
+            let rd = t.row_base(dst, q);
+            t.fill(rd, width, 0.0)?;
+            let (start, end) = if over_fast {
+                // Rows q·nb … q·nb + nb − 1 of src, when group q is inside it.
+                let inside = t
+                    .builder
+                    .ins()
+                    .icmp(IntCC::UnsignedLessThan, q, full_groups);
+                let zero = t.iconst(0);
+                let end = t.builder.ins().select(inside, nb, zero);
+                (t.iconst(0), end)
+            } else {
+                // Rows i·nb + q for i < na, within src.
+                let na = t.builder.ins().umin(other_rows, full_groups);
+                (t.iconst(0), na)
+            };
+            t.counted_loop(start, end, 1, &mut |t, s| {
+                let (src_row, other_row) = if over_fast {
+                    let q_nb = t.builder.ins().imul(q, nb);
+                    (t.builder.ins().iadd(q_nb, s), s)
+                } else {
+                    let s_nb = t.builder.ins().imul(s, nb);
+                    (t.builder.ins().iadd(s_nb, q), s)
+                };
+                let (rs, ro) = (t.row_base(src, src_row), t.row_base(other, other_row));
+                t.add_product(rd, rs, ro, width)
+            })
+        })
+    }
+
+    /// `dst = src` entry by entry, up to the smaller of the two counts.
+    fn translate_copy(&mut self, dst: BufId, src: BufId) -> Result<(), CodegenError> {
+        let (nd, ns) = (self.count(dst), self.count(src));
+        let n = self.builder.ins().umin(nd, ns);
+        let (to, from) = (self.data[&dst], self.data[&src]);
+        let zero = self.iconst(0);
+        let vend = self.vector_end(n);
+        self.counted_loop(zero, vend, self.lanes(), &mut |t, i| {
+            let v = t.load(from, i, Width::Vector);
+            t.store(to, i, v);
+            Ok(())
+        })?;
+        self.counted_loop(vend, n, 1, &mut |t, i| {
+            let v = t.load(from, i, Width::Scalar);
+            t.store(to, i, v);
+            Ok(())
+        })
+    }
+
+    /// `y[t] += x[t]·z[t]` for t < n: vector body, scalar tail (no fused multiply-add, as in
+    /// the interpreter).
+    fn add_product(&mut self, y: Value, x: Value, z: Value, n: Value) -> Result<(), CodegenError> {
+        let zero = self.iconst(0);
+        let vend = self.vector_end(n);
+        self.counted_loop(zero, vend, self.lanes(), &mut |t, i| {
+            let yv = t.load(y, i, Width::Vector);
+            let xv = t.load(x, i, Width::Vector);
+            let zv = t.load(z, i, Width::Vector);
+            let p = t.builder.ins().fmul(xv, zv);
+            let r = t.builder.ins().fadd(yv, p);
+            t.store(y, i, r);
+            Ok(())
+        })?;
+        self.counted_loop(vend, n, 1, &mut |t, i| {
+            let yv = t.load(y, i, Width::Scalar);
+            let xv = t.load(x, i, Width::Scalar);
+            let zv = t.load(z, i, Width::Scalar);
+            let p = t.builder.ins().fmul(xv, zv);
+            let r = t.builder.ins().fadd(yv, p);
+            t.store(y, i, r);
+            Ok(())
         })
     }
 

@@ -334,7 +334,7 @@ impl GpuBackend {
             precision,
             shaders,
             pipelines,
-            extents: vec![None; program.dims.len()],
+            extents: program.initial_extents(),
             dims,
             dims_dirty: true,
             buffers: (0..nbuf).map(|_| None).collect(),
@@ -627,9 +627,12 @@ impl Backend for GpuBackend {
     }
 
     fn bind_dim(&mut self, dim: DimId, extent: usize) {
-        if self.extents[dim.0 as usize] != Some(extent) {
-            self.extents[dim.0 as usize] = Some(extent);
-            self.dims_dirty = true;
+        let scaled = self.program.scaled_extents(dim, extent);
+        for (dim, extent) in std::iter::once((dim, extent)).chain(scaled) {
+            if self.extents[dim.0 as usize] != Some(extent) {
+                self.extents[dim.0 as usize] = Some(extent);
+                self.dims_dirty = true;
+            }
         }
     }
 

@@ -277,6 +277,62 @@ fn khatri_rao_matches_the_interpreter() {
 }
 
 #[test]
+fn khatri_rao_adjoint_and_copy_match_the_interpreter() {
+    for precision in PRECISIONS {
+        let Some(ctx) = device(precision) else {
+            continue;
+        };
+        // Three hidden units per subnetwork: n = 3, and the multiples 3·k and 3·m.
+        let mut b = Builder::new();
+        for (name, base) in [("3k", K), ("3m", M)] {
+            b.program.dims.push(Dim {
+                name: name.into(),
+                kind: DimKind::Scaled { base, factor: 3 },
+            });
+        }
+        let (nk, mn) = (DimId(4), DimId(5));
+        let src = b.buf("src", &[mn, K], BufferKind::Arg);
+        let fast = b.buf("fast", &[N, K], BufferKind::Arg);
+        let slow = b.buf("slow", &[M, K], BufferKind::Arg);
+        let over_fast = b.buf("over_fast", &[M, K], BufferKind::State);
+        let over_slow = b.buf("over_slow", &[N, K], BufferKind::State);
+        let wide = b.buf("wide", &[M, nk], BufferKind::State);
+        let program = b.kernel(vec![
+            Stmt::KhatriRaoAdjoint {
+                dst: over_fast,
+                src,
+                other: fast,
+                over_fast: true,
+            },
+            Stmt::KhatriRaoAdjoint {
+                dst: over_slow,
+                src,
+                other: slow,
+                over_fast: false,
+            },
+            Stmt::Copy { dst: wide, src },
+        ]);
+        let mut gpu = GpuBackend::new(&program, ctx, precision).expect("compiles");
+        let mut rng = Lcg(9);
+        for (m, k) in [(1, 1), (4, 2), (0, 3), (5, 0), (40, 7)] {
+            let inputs = [
+                (src, rng.matrix(3 * m, k)),
+                (fast, rng.matrix(3, k)),
+                (slow, rng.matrix(m, k)),
+            ];
+            compare(
+                &program,
+                &mut gpu,
+                &[m, 3, k, 0, 3 * k, 3 * m],
+                &inputs,
+                tol(precision, m.max(3)),
+                &format!("khatri_rao_adjoint {precision:?}"),
+            );
+        }
+    }
+}
+
+#[test]
 fn sampled_and_sparse_products_match_the_interpreter() {
     for precision in PRECISIONS {
         let Some(ctx) = device(precision) else {

@@ -674,6 +674,91 @@ fn statement(program: &Program, stmt: &Stmt, precision: Precision) -> Res<Shader
                 }],
             )
         }
+        Stmt::KhatriRaoAdjoint {
+            dst,
+            src,
+            other,
+            over_fast,
+        } => {
+            if dst == src || dst == other {
+                return Err(GpuError::Codegen(format!(
+                    "khatri_rao_adjoint into one of its operands (%{})",
+                    program.buffer(*dst).name
+                )));
+            }
+            let d = g.buf(*dst, true);
+            let (sn, on) = (g.buf(*src, false), g.buf(*other, false));
+            let space = g.shape(*dst).to_vec();
+            let n = g.extent(&space);
+            let k = g.dim(g.shape(*src)[1]);
+            let src_rows = g.dim(g.shape(*src)[0]);
+            let other_rows = g.dim(g.shape(*other)[0]);
+            let out_rows = g.dim(g.shape(*dst)[0]);
+            g.linear_entry()?;
+            g.line(format_args!("let k = {k};"))?;
+            g.line(format_args!("let src_rows = {src_rows};"))?;
+            g.linear_loop(&n)?;
+            g.line("let q = i / k;")?;
+            g.line("let c = i % k;")?;
+            g.line("var acc = T(0);")?;
+            // Ascending order, as the interpreter; rows past src's end are not read.
+            if *over_fast {
+                g.line(format_args!("let nb = {other_rows};"))?;
+                g.open("if ((q + 1u) * nb <= src_rows)")?;
+                g.open("for (var j = 0u; j < nb; j++)")?;
+                g.line(format_args!(
+                    "acc += {sn}[(q * nb + j) * k + c] * {on}[j * k + c];"
+                ))?;
+            } else {
+                g.line(format_args!("let nb = {out_rows};"))?;
+                g.open(format_args!("for (var s = 0u; s < {other_rows}; s++)"))?;
+                g.open("if (s * nb + q < src_rows)")?;
+                g.line(format_args!(
+                    "acc += {sn}[(s * nb + q) * k + c] * {on}[s * k + c];"
+                ))?;
+            }
+            g.close()?;
+            g.close()?;
+            g.line(format_args!("{d}[i] = acc;"))?;
+            g.close()?;
+            g.close()?;
+            g.finish(
+                "khatri_rao_adjoint",
+                vec![Pass {
+                    entry: "main",
+                    grid: Grid::Linear(space),
+                }],
+            )
+        }
+        Stmt::Copy { dst, src } => {
+            if dst == src {
+                return Err(GpuError::Codegen(format!(
+                    "copy onto itself (%{})",
+                    program.buffer(*dst).name
+                )));
+            }
+            let d = g.buf(*dst, true);
+            let sn = g.buf(*src, false);
+            let space = g.shape(*dst).to_vec();
+            let n = g.extent(&space);
+            let src_space = g.shape(*src).to_vec();
+            let m = g.extent(&src_space);
+            g.linear_entry()?;
+            g.line(format_args!("let available = {m};"))?;
+            g.linear_loop(&n)?;
+            g.open("if (i < available)")?;
+            g.line(format_args!("{d}[i] = {sn}[i];"))?;
+            g.close()?;
+            g.close()?;
+            g.close()?;
+            g.finish(
+                "copy",
+                vec![Pass {
+                    entry: "main",
+                    grid: Grid::Linear(space),
+                }],
+            )
+        }
         Stmt::SpMM {
             dst,
             pattern,

@@ -163,6 +163,7 @@ pub(super) fn solve(
         weight: 0.0,
         smoothness: plan.smoothness,
         input_norm_sq: 0.0,
+        accepted_lipschitz: Vec::new(),
     };
     state.machine.run(Role::Setup)?;
     let mut sweeper = Sweep {

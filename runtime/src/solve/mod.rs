@@ -211,6 +211,8 @@ struct State<'m, 'p> {
     smoothness: f64,
     /// λ_max(XᵀX) for [`Lipschitz::InputTimesOtherGram`] (read once after `Setup`).
     input_norm_sq: f64,
+    /// Per block, the L of its last accepted backtracking step.
+    accepted_lipschitz: Vec<Option<f64>>,
 }
 
 impl State<'_, '_> {
@@ -267,10 +269,18 @@ impl State<'_, '_> {
                 linalg::largest_eigenvalue(self.machine.matrix(Slot::BlockGram)?.view())
             }
             Lipschitz::InputTimesOtherGram => self.input_norm_sq * other_gram(),
+            // Half the last accepted L (a longer step when it can), or 1 before the first.
+            Lipschitz::Backtracking => match self.accepted_lipschitz.get(k).copied().flatten() {
+                Some(last) => 0.5 * last / self.smoothness.max(f64::MIN_POSITIVE),
+                None => 1.0,
+            },
         };
         let mut lipschitz = (self.smoothness * curvature).max(1e-300);
         // The loss where the step starts (the gradient kernel computed it) for backtracking.
-        let backtrack = rule == Lipschitz::InputTimesOtherGram;
+        let backtrack = matches!(
+            rule,
+            Lipschitz::InputTimesOtherGram | Lipschitz::Backtracking
+        );
         let loss_from = if backtrack {
             self.machine.scalar(Slot::Loss)?
         } else {
@@ -302,6 +312,9 @@ impl State<'_, '_> {
             let bound =
                 loss_from + (&grad * &delta).sum() + 0.5 * lipschitz * (&delta * &delta).sum();
             if loss_next <= bound + 1e-12 * loss_from.abs() {
+                if let Some(slot) = self.accepted_lipschitz.get_mut(k) {
+                    *slot = Some(lipschitz);
+                }
                 return Ok(next);
             }
             lipschitz *= 2.0;
@@ -471,6 +484,7 @@ pub fn solve_from(
         weight,
         smoothness: plan.smoothness,
         input_norm_sq: 0.0,
+        accepted_lipschitz: vec![None; blocks],
     };
     state.machine.run(Role::Setup)?;
     if plan.lipschitz.contains(&Lipschitz::InputTimesOtherGram) {
