@@ -809,6 +809,9 @@ pub enum MapForm {
     Tensor,
     /// Σᵢ relu(X w1ᵢ) w2ᵢᵀ (a two-layer ReLU network with data X).
     ReluTwoLayer,
+    /// Σᵢ relu(relu(X W1ᵢ) w2ᵢ) w3ᵢᵀ: r parallel three-layer subnetworks, each with its
+    /// own h hidden units (`W1 : [d, h, r]`, `W2 : [h, r]`, `W3 : [c, r]`).
+    ReluThreeLayer,
 }
 
 /// How the polar problem is solved, as the runtime will be told.
@@ -832,6 +835,9 @@ pub enum PolarOracle {
     HigherOrderPower,
     /// Enumerate the ReLU activation patterns when the input dimension is small.
     ReluPatterns,
+    /// Projected gradient ascent over a three-layer subnetwork's unit layers, several
+    /// seeded starts.
+    DeepReluAscent,
     /// Closed form of the whole problem (singular value thresholding).
     ClosedForm,
 }
@@ -859,6 +865,10 @@ impl PolarOracle {
             PolarOracle::ReluPatterns => format!(
                 "enumeration of the ReLU activation patterns of the data when the input \
                  dimension is small; projected ascent from {starts} seeded starts otherwise"
+            ),
+            PolarOracle::DeepReluAscent => format!(
+                "projected gradient ascent over the unit spheres of the first two layers from \
+                 {starts} seeded starts and the current subnetworks"
             ),
             PolarOracle::ClosedForm => "σ_max(Y − X) by Lanczos (exact) against λ₁‖X‖_*; the \
                                          optimum is the singular value thresholding S_τ(Y), \
@@ -999,6 +1009,16 @@ pub const INDUCED: &[Induced] = &[
         oracle: PolarOracle::ReluPatterns,
         exactness: Exactness::ExactUpToInputDim(3),
     },
+    Induced {
+        map: MapForm::ReluThreeLayer,
+        gauges: &[Gauge::L2, Gauge::L2, Gauge::L2],
+        nonnegative: false,
+        omega: "inf { Σᵢ ‖W1ᵢ‖_F‖w2ᵢ‖₂‖w3ᵢ‖₂ : {X} = Σᵢ relu(relu({D} W1ᵢ) w2ᵢ) w3ᵢᵀ }",
+        omega_name: "induced regularizer of parallel three-layer ReLU subnetworks",
+        polar: "max { ‖Zᵀ relu(relu({D} P) q)‖₂ : ‖P‖_F ≤ 1, ‖q‖₂ ≤ 1 }",
+        oracle: PolarOracle::DeepReluAscent,
+        exactness: Exactness::Heuristic,
+    },
 ];
 
 /// Fills the placeholders of a catalog template (`{X}`, `{Y}`, `{D}`) with names.
@@ -1112,6 +1132,7 @@ mod tests {
                     PolarOracle::NonnegativePower
                         | PolarOracle::AlternatingProx
                         | PolarOracle::HigherOrderPower
+                        | PolarOracle::DeepReluAscent
                 ));
             }
         }

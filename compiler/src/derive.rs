@@ -224,6 +224,7 @@ fn phi_single(model: &ir::Model) -> String {
             input,
             layers,
             activation,
+            ..
         } => {
             let x = &model.data[*input].name;
             let mut text = x.clone();

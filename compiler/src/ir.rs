@@ -100,6 +100,9 @@ pub enum Map {
         layers: Vec<usize>,
         /// The activation, `None` for a linear network.
         activation: Option<&'static str>,
+        /// Every layer indexes the subnetwork by its last axis and only there (`W1 : [d, h, r]`,
+        /// `W2 : [h, r]`): r parallel subnetworks. `W2 : [r, r]` mixes them.
+        parallel: bool,
     },
     /// Anything else.
     General,
@@ -116,6 +119,12 @@ impl Map {
                 activation: Some("relu"),
                 ..
             } if layers.len() == 2 => Some(catalog::MapForm::ReluTwoLayer),
+            Map::Network {
+                layers,
+                activation: Some("relu"),
+                parallel: true,
+                ..
+            } if layers.len() == 3 => Some(catalog::MapForm::ReluThreeLayer),
             _ => None,
         }
     }
@@ -303,7 +312,19 @@ pub fn build(
             source: d.source.as_ref().map(|s| (s.path.clone(), s.format)),
         })
         .collect();
-    let map = recognize_map(program, fit.map);
+    let mut map = recognize_map(program, fit.map);
+    if let Map::Network {
+        layers, parallel, ..
+    } = &mut map
+    {
+        let size_name = &model.dims[size].name;
+        *parallel = layers.iter().all(|&l| {
+            factors.get(l).is_some_and(|f| {
+                f.size_axis + 1 == f.shape.len()
+                    && f.shape.iter().filter(|s| *s == size_name).count() == 1
+            })
+        });
+    }
     let map_degrees = model_degrees.map.as_ref().map(|m| {
         model
             .factors
@@ -430,6 +451,7 @@ fn recognize_map(program: &Program, expr: ExprId) -> Map {
                         input,
                         layers,
                         activation,
+                        parallel: false,
                     };
                 }
             }

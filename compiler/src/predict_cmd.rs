@@ -86,33 +86,67 @@ pub fn predict(args: PredictArgs, style: Style) -> u8 {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let mut layers = Vec::new();
+    // Every layer as the solver holds it, [rows, r]; a parallel network's first layer is
+    // read as written, [d, h, r] (the same memory as [d·h, r]).
+    let mut layers: Vec<(String, Array2<f64>)> = Vec::new();
     for &index in &lowered.factors {
-        let name = &model.factors[index].name;
-        let path = args.factors.join(format!("{name}.npy"));
-        match read_matrix(&path, name) {
-            Ok(a) => layers.push((name.clone(), a)),
-            Err(code) => return code,
-        }
+        let factor = &model.factors[index];
+        let path = args.factors.join(format!("{}.npy", factor.name));
+        let layer = if factor.shape.len() == 3 {
+            match data::read_tensor(&path, 3, false) {
+                Ok(t) => {
+                    let (rows, cols) = (t.shape()[0] * t.shape()[1], t.shape()[2]);
+                    match t.into_shape_with_order((rows, cols)) {
+                        Ok(m) => m,
+                        Err(e) => return data_error("hfc::data::bad_file", &e.to_string()),
+                    }
+                }
+                Err(e) => return data_error("hfc::data::bad_file", &e.to_string()),
+            }
+        } else {
+            match read_matrix(&path, &factor.name) {
+                Ok(a) => a,
+                Err(code) => return code,
+            }
+        };
+        layers.push((factor.name.clone(), layer));
     }
-    let (w1, w2) = (&layers[0].1, &layers[1].1);
     let mismatch = |what: String| data_error("hfc::data::shape_mismatch", &what);
-    if w1.nrows() != x.ncols() {
+    let [(first_name, first), .., (_, last)] = layers.as_slice() else {
+        eprintln!("error: internal compiler error: a network without two layers");
+        return EXIT_INTERNAL;
+    };
+    // The first layer's rows: one per input feature, times the hidden units of a
+    // subnetwork when each has its own (`[d, h, r]`).
+    let per_feature = model.factors[lowered.factors[0]]
+        .shape
+        .get(1)
+        .filter(|_| model.factors[lowered.factors[0]].shape.len() == 3)
+        .and_then(|h| h.parse::<usize>().ok())
+        .unwrap_or(1);
+    if first.nrows() != x.ncols() * per_feature {
         return mismatch(format!(
-            "{} has {} columns but `{}` has {} rows: one per input feature",
+            "{} has {} columns but `{first_name}` has {} rows: {} per input feature",
             args.input.display(),
             x.ncols(),
-            layers[0].0,
-            w1.nrows()
+            first.nrows(),
+            per_feature
         ));
     }
-    if w1.ncols() != w2.ncols() {
+    for (name, layer) in &layers[1..] {
+        if layer.ncols() != first.ncols() {
+            return mismatch(format!(
+                "`{first_name}` has {} subnetworks (columns) but `{name}` has {}",
+                first.ncols(),
+                layer.ncols()
+            ));
+        }
+    }
+    if layers.len() == 3 && layers[1].1.nrows() != per_feature {
         return mismatch(format!(
-            "`{}` has {} columns but `{}` has {}: one per hidden unit in both",
-            layers[0].0,
-            w1.ncols(),
+            "`{}` has {} rows but each subnetwork has {per_feature} hidden units",
             layers[1].0,
-            w2.ncols()
+            layers[1].1.nrows()
         ));
     }
 
@@ -122,15 +156,16 @@ pub fn predict(args: PredictArgs, style: Style) -> u8 {
         return EXIT_INTERNAL;
     };
     backend.bind_dim(n_dim, x.nrows());
-    backend.bind_dim(c_dim, w2.nrows());
+    backend.bind_dim(c_dim, last.nrows());
     backend.bind_dim(input_cols, x.ncols());
-    let (rows, rank) = (x.nrows(), w1.ncols());
+    let (rows, rank) = (x.nrows(), first.ncols());
     let mut machine = Machine::new(program, &mut backend);
     machine.set_rank(rank);
     let prediction = (|| {
         machine.set(Slot::Features, Value::Matrix(x))?;
-        machine.set_matrix(Slot::Factor(0), w1.clone())?;
-        machine.set_matrix(Slot::Factor(1), w2.clone())?;
+        for (k, (_, layer)) in layers.iter().enumerate() {
+            machine.set_matrix(Slot::Factor(k as u8), layer.clone())?;
+        }
         machine.run(Role::Predict)?;
         machine.matrix(Slot::Prediction)
     })();

@@ -61,6 +61,9 @@ fn map_form_name(form: MapForm) -> &'static str {
         MapForm::Matrix => "matrix U * V'",
         MapForm::Tensor => "tensor cp(A, B, ...)",
         MapForm::ReluTwoLayer => "network relu(D * W1) * W2' on data D",
+        MapForm::ReluThreeLayer => {
+            "parallel network relu(relu(D * W1) * W2) * W3' on data D, W1 : [d, h, r]"
+        }
     }
 }
 

@@ -103,7 +103,9 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
-pub(crate) fn npy_bytes(a: &ndarray::Array2<f64>) -> Result<Vec<u8>, String> {
+pub(crate) fn npy_bytes<D: ndarray::Dimension>(
+    a: &ndarray::Array<f64, D>,
+) -> Result<Vec<u8>, String> {
     use ndarray_npy::WriteNpyExt;
     let mut out = Vec::new();
     a.write_npy(&mut out).map_err(|e| e.to_string())?;
@@ -422,7 +424,11 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
                 .map_or(0, |input| input.2.ncols())
         }
     };
-    let heights: Vec<usize> = lowered.factor_dims.iter().map(|&d| extent(d)).collect();
+    let heights: Vec<usize> = lowered
+        .factor_dims
+        .iter()
+        .map(|&d| program.extent(d, extent))
+        .collect();
 
     // Binds the data's extents and values to a back end (the run's, and for the GPU the
     // interpreter that recomputes its certificate in f64).
@@ -600,11 +606,29 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
         );
         return EXIT_USAGE;
     }
-    let factor_files: Vec<(&String, &ndarray::Array2<f64>)> = lowered
+    // A parallel network's first layer is written as declared, [d, h, r] (the solver's
+    // [d·h, r] block is the same memory, row-major).
+    let factor_files: Vec<(&String, ndarray::ArrayD<f64>)> = lowered
         .factors
         .iter()
         .zip(&solution.factors)
-        .map(|(&index, w)| (&model.factors[index].name, w))
+        .map(|(&index, w)| {
+            let declared = &model.factors[index].shape;
+            let array = match declared.as_slice() {
+                [_, h, _] => h
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&h| h > 0 && w.nrows() % h == 0)
+                    .and_then(|h| {
+                        w.clone()
+                            .into_shape_with_order(ndarray::IxDyn(&[w.nrows() / h, h, w.ncols()]))
+                            .ok()
+                    }),
+                _ => None,
+            };
+            let array = array.unwrap_or_else(|| w.clone().into_dyn());
+            (&model.factors[index].name, array)
+        })
         .collect();
     let fixed_rate_dropout = matches!(
         program.plan.regularization,
@@ -664,7 +688,7 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
         "factors": factor_files.iter().map(|(name, a)| json!({
             "name": name,
             "file": format!("{name}.npy"),
-            "shape": [a.nrows(), a.ncols()],
+            "shape": a.shape(),
         })).collect::<Vec<_>>(),
         "dropout": dropout_report,
         "history": solution.history,
@@ -672,7 +696,7 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
     let text = serde_json::to_string_pretty(&report).unwrap_or_else(|_| report.to_string());
     let mut writes: Vec<(PathBuf, Vec<u8>)> = Vec::new();
     for (name, a) in factor_files {
-        match npy_bytes(a) {
+        match npy_bytes(&a) {
             Ok(bytes) => writes.push((out_dir.join(format!("{name}.npy")), bytes)),
             Err(e) => {
                 eprintln!("error: cannot encode `{name}`: {e}");

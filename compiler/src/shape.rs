@@ -395,11 +395,26 @@ impl Cx<'_> {
                 if b.is_empty() {
                     return Some(a);
                 }
+                // Parallel subnetworks, each with its own layer (the size index r last):
+                // [N, d] * [d, h, r] = [N, h, r]; [N, h, r] * [h, r] = [N, r].
+                let size = self.size_index.map(Axis::Dim);
+                let is_size = |x: &Axis| size == Some(*x);
+                match (a.len(), b.len()) {
+                    (2, 3) if is_size(&b[2]) && a[1].compatible(b[0]) => {
+                        return Some(vec![a[0], b[1], b[2]]);
+                    }
+                    (3, 2) if is_size(&a[2]) && is_size(&b[1]) && a[1].compatible(b[0]) => {
+                        return Some(vec![a[0], a[2]]);
+                    }
+                    _ => {}
+                }
                 if a.len() > 2 || b.len() > 2 {
                     return mismatch(
                         self,
                         "a product needs matrices or vectors".into(),
-                        "use `cp(...)` for tensors".into(),
+                        "use `cp(...)` for tensors; a layer per subnetwork indexes the size \
+                         last (`X * W1` with `W1 : [d, h, r]`, then `* W2` with `W2 : [h, r]`)"
+                            .into(),
                         diag::PRODUCT_RULE,
                     );
                 }

@@ -241,19 +241,28 @@ pub fn solve_lowered(
             inputs.len()
         ));
     }
-    // The factors' heights: the data's, or the input's columns for a network's first layer.
-    let mut heights = vec![rows, cols];
+    // The factors' heights: the data's, or the input's columns for a network's first layer
+    // (times a subnetwork's hidden units when each has its own).
+    let mut bound = vec![(lowered.data_dims[0], rows), (lowered.data_dims[1], cols)];
     for (&(_, buf, (_, cols_dim)), x) in lowered.inputs.iter().zip(inputs) {
         backend.bind_dim(cols_dim, x.ncols());
         backend
             .set(buf, hfc_runtime::Value::Matrix(x.clone()))
             .map_err(|e| e.to_string())?;
-        for (height, &dim) in heights.iter_mut().zip(&lowered.factor_dims) {
-            if dim == cols_dim {
-                *height = x.ncols();
-            }
-        }
+        bound.push((cols_dim, x.ncols()));
     }
+    let extent = |dim| {
+        bound
+            .iter()
+            .rev()
+            .find(|(d, _)| *d == dim)
+            .map_or(0, |b| b.1)
+    };
+    let heights: Vec<usize> = lowered
+        .factor_dims
+        .iter()
+        .map(|&dim| program.extent(dim, extent))
+        .collect();
     let mut machine = hfc_runtime::machine::Machine::new(&program, backend.as_mut());
     let solution = hfc_runtime::solve::solve(&mut machine, &heights, options, &mut |_| {})
         .map_err(|e| e.to_string())?;

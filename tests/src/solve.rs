@@ -401,6 +401,94 @@ fn relu_teacher_is_fitted_with_an_exact_polar_certificate() {
     assert!(s.relative_gap.expect("exact polar: a gap") <= 1e-6);
 }
 
+const DEEP_RELU_NET: &str = "model deep_relu {
+    param lambda = 1e-4;
+    data X : [N, d];
+    data Y : [N, c];
+    factor W1 : [d, 4, r]; factor W2 : [4, r]; factor W3 : [c, r];
+    fit Y ~ relu(relu(X * W1) * W2) * W3';
+    loss squared;
+    reg lambda * sum(i) norm2(W1[:, :, i]) * norm2(W2[:, i]) * norm2(W3[:, i]);
+}";
+
+/// Φ of a parallel three-layer network from its solver blocks (W1 as `[d·h, r]`).
+fn deep_relu_map(x: &Array2<f64>, w: &[Array2<f64>], hidden: usize) -> Array2<f64> {
+    let mut out = Array2::zeros((x.nrows(), w[2].nrows()));
+    for i in 0..w[0].ncols() {
+        let w1 = w[0]
+            .column(i)
+            .to_owned()
+            .into_shape_with_order((x.ncols(), hidden))
+            .expect("[d·h] column");
+        let h2 = x
+            .dot(&w1)
+            .mapv(|a| a.max(0.0))
+            .dot(&w[1].column(i))
+            .mapv(|a| a.max(0.0));
+        for (mut row, &a) in out.outer_iter_mut().zip(&h2) {
+            row.scaled_add(a, &w[2].column(i));
+        }
+    }
+    out
+}
+
+#[test]
+fn deep_parallel_relu_teacher_is_fitted_below_the_teachers_objective() {
+    let teacher = Synth::new(4).deep_relu_teacher(150, 3, 4, 2, 2);
+    let lambda = 1.0;
+    let scale = teacher.y.iter().map(|v| v * v).sum::<f64>();
+    // F at the teacher: no loss, λ Σᵢ ‖W1ᵢ‖_F ‖w2ᵢ‖ ‖w3ᵢ‖.
+    let norms = |m: &Array2<f64>| m.map_axis(Axis(0), |c| c.dot(&c).sqrt());
+    let teacher_objective =
+        lambda * (norms(&teacher.first) * norms(&teacher.second) * norms(&teacher.last)).sum();
+    let options = hfc_runtime::solve::Options {
+        max_iter: 4000,
+        max_rank: Some(6),
+        ..options(1e-6)
+    };
+    let mut objectives = Vec::new();
+    for kind in [hfc_tests::BackendKind::Interp, hfc_tests::BackendKind::Jit] {
+        let solved = hfc_tests::solve_with_inputs(
+            kind,
+            DEEP_RELU_NET,
+            &[("lambda", lambda)],
+            Value::Matrix(teacher.y.clone()),
+            std::slice::from_ref(&teacher.x),
+            &options,
+        )
+        .expect("solves");
+        let s = &solved.solution;
+        // The kernels' loss is the host's ½‖Y − Φ(W)‖² at the returned factors.
+        let phi = deep_relu_map(&teacher.x, &s.factors, 4);
+        let host_loss = 0.5 * (&teacher.y - &phi).iter().map(|v| v * v).sum::<f64>();
+        assert!(
+            (host_loss - s.loss).abs() <= 1e-9 * scale,
+            "{kind:?}: kernel loss {} against the host's {host_loss}",
+            s.loss
+        );
+        assert!(
+            s.objective < teacher_objective,
+            "{kind:?}: F = {} above the teacher's {teacher_objective} (rank {})",
+            s.objective,
+            s.rank()
+        );
+        assert!(s.loss <= 1e-3 * scale, "{kind:?}: loss {}", s.loss);
+        assert!(s.rank() >= 2, "{kind:?}: rank {}", s.rank());
+        assert!(
+            s.polar_note.is_some(),
+            "the deep polar is labelled heuristic"
+        );
+        objectives.push((s.objective, s.rank()));
+    }
+    // The JIT runs the interpreter's operations in the same order.
+    let ((interp, interp_rank), (jit, jit_rank)) = (objectives[0], objectives[1]);
+    assert_eq!(interp_rank, jit_rank);
+    assert!(
+        (interp - jit).abs() <= 1e-9 * interp,
+        "interp {interp}, jit {jit}"
+    );
+}
+
 /// The CP model of `order` modes with ℓ2 gauges: the projective tensor norm.
 fn cp_model(order: usize, observed: bool) -> String {
     let names = ["A", "B", "C", "D"];

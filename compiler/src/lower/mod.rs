@@ -61,8 +61,8 @@ fn unsupported(model: &ir::Model, span: Span, what: &str, help: &str) -> Box<Dia
         .with_note(
             "the runtime runs matrix factorizations `U * V'` with a product of column gauges \
              (ℓ1, ℓ2, ℓ∞, TV, sums of them, nonnegativity) or dropout, CP factorizations \
-             `cp(A, B, C, ...)` of 3 to 8 modes with the squared loss, and two-layer ReLU \
-             networks with ℓ2 · ℓ2; `hfc explain` still derives the convex problem of this \
+             `cp(A, B, C, ...)` of 3 to 8 modes with the squared loss, two-layer ReLU \
+             networks with ℓ2 · ℓ2 and three-layer parallel ones with ℓ2 · ℓ2 · ℓ2; `hfc explain` still derives the convex problem of this \
              model",
         ),
     )
@@ -110,6 +110,7 @@ fn dropout_regularization(
     })
 }
 
+mod deep_network;
 mod network;
 mod tensor;
 
@@ -258,14 +259,23 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
             input,
             layers,
             activation: Some("relu"),
+            ..
         } if layers.len() == 2 => (layers[0], layers[1], Some(*input)),
+        Map::Network {
+            input,
+            layers,
+            activation: Some("relu"),
+            parallel: true,
+        } if layers.len() == 3 => return deep_network::lower(model, induced, *input, layers),
         Map::Network { .. } => {
             return Err(unsupported(
                 model,
                 model.map_span,
-                "only two-layer ReLU networks `relu(X * W1) * W2'` run",
-                "deeper parallel networks and other activations come with a later release; \
-                 `hfc check` and `hfc explain` work now",
+                "only two-layer ReLU networks `relu(X * W1) * W2'` and three-layer parallel \
+                 ones `relu(relu(X * W1) * W2) * W3'` run",
+                "give each subnetwork its own layers, indexed by the size on their last axis \
+                 (`W1 : [d, 8, r]; W2 : [8, r]; W3 : [c, r]`); deeper networks and other \
+                 activations come with a later release; `hfc check` and `hfc explain` work now",
             ));
         }
         Map::Tensor { factors } => return tensor::lower(model, induced, factors),
