@@ -125,12 +125,15 @@ pub fn predict(args: PredictArgs, style: Style) -> u8 {
         .and_then(|h| h.parse::<usize>().ok())
         .unwrap_or(1);
     if first.nrows() != x.ncols() * per_feature {
+        let per = match per_feature {
+            1 => "one per input feature".to_string(),
+            h => format!("{h} per input feature, one per hidden unit of a subnetwork"),
+        };
         return mismatch(format!(
-            "{} has {} columns but `{first_name}` has {} rows: {} per input feature",
+            "{} has {} columns but `{first_name}` has {} rows: {per}",
             args.input.display(),
             x.ncols(),
-            first.nrows(),
-            per_feature
+            first.nrows()
         ));
     }
     for (name, layer) in &layers[1..] {

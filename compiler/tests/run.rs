@@ -514,6 +514,91 @@ fn read_npy(path: &Path) -> ndarray::Array2<f64> {
     ndarray::Array2::<f64>::read_npy(file).expect("an f64 matrix")
 }
 
+/// The three-layer parallel example runs with its heuristic polar, writes the first layer as
+/// declared (`[d, 4, r]`), and `hfc predict` reproduces Σᵢ relu(relu(X W1ᵢ) w2ᵢ) w3ᵢᵀ
+/// computed here from the written layers.
+#[test]
+fn deep_parallel_example_runs_and_predict_applies_all_three_layers() {
+    use ndarray_npy::ReadNpyExt;
+    let out_dir = temp_dir("deep_relu");
+    let out = hfc(&[
+        "run",
+        "examples/deep_relu.hfm",
+        "--out",
+        out_dir.to_str().expect("utf-8"),
+    ]);
+    // The local polar stays above λ within the example's budget: exit 3, not converged.
+    assert!(matches!(code(&out), 0 | 3), "{}", stderr(&out));
+    let r = report(&out_dir);
+    assert_eq!(r["polar_solver"], "deep_relu_ascent");
+    assert_eq!(r["polar_exact"], false);
+    assert_ne!(r["certificate"], "exact");
+    assert!(r["loss"].as_f64().expect("number") <= 1e-5, "{}", r["loss"]);
+    let rank = r["rank"].as_u64().expect("rank") as usize;
+    assert!(rank >= 1);
+    assert_eq!(r["factors"][0]["shape"], serde_json::json!([2, 4, rank]));
+
+    let prediction = out_dir.join("fitted.npy");
+    let out = hfc(&[
+        "predict",
+        "examples/deep_relu.hfm",
+        "--factors",
+        out_dir.to_str().expect("utf-8"),
+        "--input",
+        "examples/X.npy",
+        "--out",
+        prediction.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let x = read_npy(&repo().join("examples/X.npy"));
+    let file = std::fs::File::open(out_dir.join("W1.npy")).expect("W1 written");
+    let w1 = ndarray::ArrayD::<f64>::read_npy(file).expect("an f64 array");
+    let (w2, w3) = (
+        read_npy(&out_dir.join("W2.npy")),
+        read_npy(&out_dir.join("W3.npy")),
+    );
+    let mut expected = ndarray::Array2::<f64>::zeros((x.nrows(), w3.nrows()));
+    for i in 0..rank {
+        let layer = w1
+            .index_axis(ndarray::Axis(2), i)
+            .into_dimensionality::<ndarray::Ix2>()
+            .expect("[d, 4]")
+            .to_owned();
+        let h2 = x
+            .dot(&layer)
+            .mapv(|a| a.max(0.0))
+            .dot(&w2.column(i))
+            .mapv(|a| a.max(0.0));
+        for (mut row, &a) in expected.outer_iter_mut().zip(&h2) {
+            row.scaled_add(a, &w3.column(i));
+        }
+    }
+    let got = read_npy(&prediction);
+    let error = (&got - &expected)
+        .iter()
+        .fold(0.0f64, |m, e| m.max(e.abs()));
+    assert!(error <= 1e-12, "prediction differs by {error}");
+    // The fitted network reproduces the teacher's outputs.
+    let y = read_npy(&repo().join("examples/relu_Y.npy"));
+    let misfit = (&got - &y).iter().fold(0.0f64, |m, e| m.max(e.abs()));
+    assert!(misfit <= 1e-2, "largest misfit {misfit}");
+
+    let out = hfc(&[
+        "predict",
+        "examples/deep_relu.hfm",
+        "--factors",
+        out_dir.to_str().expect("utf-8"),
+        "--input",
+        "examples/Y.npy",
+    ]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("4 per input feature"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 /// The ReLU example is certified (d = 2: exact polar), and `hfc predict` applies the fitted
 /// factors to inputs: on the training inputs it reproduces relu(X W1) W2ᵀ computed here.
 #[test]
