@@ -388,10 +388,16 @@ pub(super) fn lower(
             polar: PolarSolver::DeepReluAscent { hidden },
             polar_exact: false,
             polar_starts: model.solve.polar_starts,
+            // The last layer's Gram bounds its step for a quadratic loss; a loss's global
+            // smoothness bound is loose otherwise (see `lower::lower`).
             lipschitz: vec![
                 Lipschitz::Backtracking,
                 Lipschitz::Backtracking,
-                Lipschitz::BlockGram,
+                if kernel.quadratic {
+                    Lipschitz::BlockGram
+                } else {
+                    Lipschitz::Backtracking
+                },
             ],
             slots,
             roles: bld.roles,

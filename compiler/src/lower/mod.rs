@@ -805,7 +805,12 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
                 }
             },
             polar_starts: model.solve.polar_starts,
-            lipschitz: if network.is_some() {
+            // A non-quadratic loss's global smoothness bound (¼ for the logistic) is far
+            // above its curvature near a fit: steps that adapt converge in a tenth of the
+            // iterations (measured on the logistic ReLU test: 191 against 2500+).
+            lipschitz: if network.is_some() && !kernel.quadratic {
+                vec![Lipschitz::Backtracking, Lipschitz::Backtracking]
+            } else if network.is_some() {
                 vec![Lipschitz::InputTimesOtherGram, Lipschitz::BlockGram]
             } else {
                 vec![Lipschitz::OtherGram; 2]
