@@ -203,7 +203,8 @@ impl Interpreter {
                 } else {
                     (other.nrows(), rows)
                 };
-                if src.nrows() != na * nb || src.ncols() != other.ncols() {
+                // An unbound extent reads as usize::MAX: the product must not overflow.
+                if na.checked_mul(nb) != Some(src.nrows()) || src.ncols() != other.ncols() {
                     return Err(ExecError::Backend(format!(
                         "khatri_rao_adjoint: [{}, {}] against [{}, {}] into {rows} rows",
                         src.nrows(),
@@ -231,7 +232,8 @@ impl Interpreter {
                         None => Vec::new(),
                     },
                 };
-                let fits = flat.len() == expected.iter().product::<usize>();
+                let count = expected.iter().try_fold(1usize, |a, &b| a.checked_mul(b));
+                let fits = count == Some(flat.len());
                 match (fits, expected.as_slice()) {
                     (true, []) => Value::Scalar(flat[0]),
                     (true, [_]) => Value::Vector(Array1::from(flat)),
