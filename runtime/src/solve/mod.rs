@@ -37,6 +37,9 @@ pub use dropout::{DropoutClosedForm, dropout_closed_form, equalization_spread};
 /// Descent iterations at one size before the polar test is consulted again.
 const DESCENT_BUDGET: u64 = 2000;
 
+/// Iterations per window of the crawl test in local descent.
+const CRAWL_WINDOW: u32 = 100;
+
 /// How to run.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -574,6 +577,10 @@ pub fn solve_from(
             let mut stalls = 0;
             let mut since_balance = 0;
             let budget_end = iterations.saturating_add(DESCENT_BUDGET);
+            // F where this size's descent began and every CRAWL_WINDOW iterations since.
+            let size_start = objective;
+            let mut window_start = objective;
+            let mut in_window = 0;
             while iterations < options.max_iter.min(budget_end) && !interrupted() {
                 let t = 0.5 * (1.0 + (1.0 + 4.0 * t_prev * t_prev).sqrt());
                 let beta = (t_prev - 1.0) / t;
@@ -629,6 +636,17 @@ pub fn solve_from(
                     }
                 } else {
                     stalls = 0;
+                }
+                // A crawl: a window's decrease is a vanishing share of what this size has
+                // gained (a flat valley of a deep network); the polar decides what next.
+                in_window += 1;
+                if in_window == CRAWL_WINDOW {
+                    let gained = size_start - objective;
+                    if gained > 0.0 && window_start - objective <= inner_tol.sqrt() * gained {
+                        break;
+                    }
+                    window_start = objective;
+                    in_window = 0;
                 }
             }
             balance_and_prune(&mut state, &mut w)?;
