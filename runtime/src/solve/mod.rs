@@ -5,7 +5,8 @@
 //! loop:
 //!     local descent at fixed r: accelerated alternating proximal gradient (steps 1/L per
 //!         block from the Lipschitz bound, extrapolation with restart when F increases,
-//!         column balancing, pruning of zero columns) until F stalls
+//!         column balancing, pruning of zero columns, merging of parallel columns) until F
+//!         stalls
 //!     p ← Ω°(−∇ℓ(X)) by the plan's polar solver
 //!     stop when p ≤ λ(1 + tol) (and, for an exact polar, the relative duality gap ≤ tol)
 //!     else append the polar maximizer scaled by the best step, r ← r + 1
@@ -66,7 +67,8 @@ pub enum Stop {
     /// Interrupted.
     Interrupted,
     /// The polar maximizer did not decrease the objective (a local polar solver's limit, or
-    /// rounding).
+    /// rounding), or its column merged back into the one it copied without moving the polar
+    /// value.
     NoProgress,
 }
 
@@ -660,6 +662,9 @@ pub fn solve_from(
     let mut last_residual = None;
     let mut gap = None;
     let mut polar_note = None;
+    // The size, the polar value's excess over the weight and the inner tolerance before the
+    // last growth, until the polar test after it.
+    let mut grown_from: Option<(usize, f64, f64)> = None;
     let stop;
     history.push(Record {
         iteration: 0,
@@ -790,6 +795,15 @@ pub fn solve_from(
         });
         progress(history.last().unwrap_or(&history[0]));
 
+        // A growth whose column the descent merged back into the columns it copied, and that
+        // left the polar test where it was (less than a tenth of the excess removed), was a
+        // step along existing columns; the next growth would repeat it. (A growth merged
+        // back while the excess shrinks is progress of a slow descent: grow again.)
+        let excess = polar.value - weight;
+        let absorbed = grown_from
+            .take()
+            .filter(|&(size, before, _)| rank(&w) <= size && excess >= 0.9 * before)
+            .map(|(_, _, inner)| inner);
         let polar_ok = polar.value <= weight * (1.0 + tol);
         let gap_ok = gap.is_none_or(|g| g <= tol * objective.abs().max(f64::MIN_POSITIVE));
         // With an exact polar the duality gap is the certificate: a relative gap within the
@@ -816,6 +830,18 @@ pub fn solve_from(
             break;
         }
 
+        if let Some(inner) = absorbed {
+            // Growing again would add the same column: polish the current size instead, as
+            // when the maximizer does not decrease F (from the tolerance before that growth,
+            // so that repeated absorptions end).
+            inner_tol = inner * 0.01;
+            if inner_tol < 1e-16 {
+                stop = Stop::NoProgress;
+                break;
+            }
+            continue;
+        }
+
         // Grow by the polar maximizer, scaled by the best step.
         outer += 1;
         let room = options
@@ -823,6 +849,7 @@ pub fn solve_from(
             .map_or(usize::MAX, |max| max.saturating_sub(rank(&w)));
         let rank_before = rank(&w);
         let objective_before = objective;
+        let inner_before = inner_tol;
         let block = plan.quadratic && !plan.masked && plan.polar == PolarSolver::TopSingular;
         for (k, (atom, value)) in polar.atoms.iter().enumerate() {
             if k >= room || (k > 0 && (!block || *value <= weight * (1.0 + tol))) {
@@ -881,6 +908,7 @@ pub fn solve_from(
             continue;
         }
         inner_tol = base_inner_tol;
+        grown_from = Some((rank_before, excess, inner_before));
         if interrupted() {
             stop = Stop::Interrupted;
             break;
