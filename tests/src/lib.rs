@@ -291,6 +291,17 @@ pub fn solve_tensor(
     options: &hfc_runtime::solve::Options,
 ) -> Result<Solved, String> {
     let lowered = lower_text(text, overrides)?;
+    solve_tensor_lowered(kind, lowered, tensor, options)
+}
+
+/// Runs the solver on a lowered CP program: binds `tensor` through its unfoldings on a back
+/// end of `kind`.
+pub fn solve_tensor_lowered(
+    kind: BackendKind,
+    lowered: hfc::lower::Lowered,
+    tensor: &ndarray::ArrayD<f64>,
+    options: &hfc_runtime::solve::Options,
+) -> Result<Solved, String> {
     let program = lowered.program.clone();
     let mut backend = open_backend(kind, &program)?;
     let binding = lowered.tensor.as_ref().ok_or("not a tensor model")?;

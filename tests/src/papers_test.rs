@@ -134,3 +134,18 @@ fn e_relu_teacher_is_recovered_with_the_rank_the_solver_finds() {
     assert!(n.loss <= 1e-6, "loss {}", n.loss);
     assert!(n.max_angle_error <= 1e-2, "{n:?}");
 }
+
+#[test]
+fn e_planted_cp_tensor_is_recovered_at_its_rank() {
+    let run = papers::cp_tensor(Size::Reduced).expect("runs");
+    let n = &run.numbers;
+    // The power method is a heuristic polar solver: the test passes, never a certificate.
+    assert!(!n.certified, "{n:?}");
+    assert_eq!(n.stop, "optimal", "{n:?}");
+    assert_eq!(n.rank, n.planted_rank, "{n:?}");
+    assert!(n.relative_error <= 1e-4, "{n:?}");
+    assert!(n.min_congruence >= 1.0 - 1e-6, "{n:?}");
+    assert!(n.lambda <= 1e-4 * n.lambda_max, "{n:?}");
+    assert_eq!(run.artifacts.tensors.len(), 1);
+    assert_eq!(run.artifacts.tensors[0].1.shape(), &[20, 15, 10]);
+}

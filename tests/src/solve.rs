@@ -680,3 +680,187 @@ fn relu_classifier_with_logistic_loss_descends_and_separates() {
         s.rank()
     );
 }
+
+/// Data bound for [`at_start`].
+enum Data<'a> {
+    Matrix(&'a Array2<f64>),
+    Tensor(&'a ndarray::ArrayD<f64>),
+}
+
+/// The solver started at `start` with no descent (`max_iter = 0`) on the interpreter: what
+/// balancing, pruning and merging make of the factors, and F there.
+fn at_start(text: &str, data: Data<'_>, start: Vec<Array2<f64>>) -> hfc_runtime::solve::Solution {
+    use hfc_runtime::Backend;
+    let lowered = hfc_tests::lower_text(text, &[]).expect("lowers");
+    let program = lowered.program.clone();
+    let mut backend = hfc_runtime::Interpreter::new(&program);
+    let heights: Vec<usize> = match data {
+        Data::Matrix(y) => {
+            backend.bind_dim(lowered.data_dims[0], y.nrows());
+            backend.bind_dim(lowered.data_dims[1], y.ncols());
+            backend
+                .set(lowered.target.1, Value::Matrix(y.clone()))
+                .expect("binds");
+            vec![y.nrows(), y.ncols()]
+        }
+        Data::Tensor(t) => {
+            let binding = lowered.tensor.as_ref().expect("a CP model");
+            binding
+                .bind(&mut backend, &lowered.data_dims, t)
+                .expect("binds");
+            t.shape().to_vec()
+        }
+    };
+    let mut machine = hfc_runtime::machine::Machine::new(&program, &mut backend);
+    let mut opts = options(1e-8);
+    opts.max_iter = 0;
+    hfc_runtime::solve::solve_from(&mut machine, &heights, &opts, Some(start), &mut |_| {})
+        .expect("runs")
+}
+
+/// `factors` with column 0 of each block appended again times `multiples[k]` (> 0: the same
+/// direction), and the factors the copy adds up to (column 0 of block 0 times 1 + Πₖ cₖ).
+fn with_copy(factors: &[Array2<f64>], multiples: &[f64]) -> (Vec<Array2<f64>>, Vec<Array2<f64>>) {
+    let copied = factors
+        .iter()
+        .zip(multiples)
+        .map(|(w, c)| {
+            let column = w.column(0).mapv(|x| x * c).insert_axis(Axis(1));
+            ndarray::concatenate(Axis(1), &[w.view(), column.view()]).expect("same height")
+        })
+        .collect();
+    let mut summed = factors.to_vec();
+    let weight = 1.0 + multiples.iter().product::<f64>();
+    summed[0].column_mut(0).mapv_inplace(|x| x * weight);
+    (copied, summed)
+}
+
+fn assert_same_map(a: &[Array2<f64>], b: &[Array2<f64>]) {
+    let x = |f: &[Array2<f64>]| linalg::gemm(f[0].view(), false, f[1].view(), true, 1.0);
+    let err = relative_frobenius(&x(a), &x(b));
+    assert!(err <= 1e-13, "the map moved by {err:e}");
+}
+
+#[test]
+fn parallel_columns_are_merged_with_the_same_map_and_objective() {
+    let mut synth = Synth::new(21);
+    let y = synth.low_rank(12, 9, 2, false);
+    let factors = vec![synth.normal(12, 2), synth.normal(9, 2)];
+    let (copied, summed) = with_copy(&factors, &[2.0, 0.25]);
+    let merged = at_start(NUCLEAR, Data::Matrix(&y), copied);
+    let reference = at_start(NUCLEAR, Data::Matrix(&y), summed);
+    assert_eq!(merged.rank(), 2, "the copy is merged into its column");
+    assert_eq!(reference.rank(), 2);
+    assert!(
+        relative(merged.objective, reference.objective) <= 1e-13,
+        "F {} against {}",
+        merged.objective,
+        reference.objective
+    );
+    assert_same_map(&merged.factors, &reference.factors);
+    // A copy pointing the opposite way in V cancels the column instead: no merge is exact.
+    let (opposite, _) = with_copy(&factors, &[1.0, -1.0]);
+    assert_eq!(at_start(NUCLEAR, Data::Matrix(&y), opposite).rank(), 3);
+}
+
+#[test]
+fn parallel_nonnegative_columns_with_composite_gauges_are_merged() {
+    // The calcium model's gauges: (ℓ2 + ℓ1 + TV) and (ℓ2 + ℓ1) on nonnegative columns.
+    let text = "model nn {
+        param lambda = 0.5;
+        data Y : [m, n];
+        factor U : [m, r] >= 0; factor V : [n, r] >= 0;
+        fit Y ~ U * V';
+        loss squared;
+        reg lambda * sum(i) (norm2(U[:, i]) + 0.5 * norm1(U[:, i]) + 0.5 * tv(U[:, i]))
+                          * (norm2(V[:, i]) + 0.1 * norm1(V[:, i]));
+    }";
+    let mut synth = Synth::new(22);
+    let y = synth.low_rank(10, 8, 2, true);
+    let factors = vec![
+        synth.normal(10, 3).mapv(f64::abs),
+        synth.normal(8, 3).mapv(f64::abs),
+    ];
+    let (copied, summed) = with_copy(&factors, &[0.3, 5.0]);
+    let merged = at_start(text, Data::Matrix(&y), copied);
+    let reference = at_start(text, Data::Matrix(&y), summed);
+    assert_eq!(merged.rank(), 3);
+    assert!(
+        relative(merged.objective, reference.objective) <= 1e-13,
+        "F {} against {}",
+        merged.objective,
+        reference.objective
+    );
+    assert_same_map(&merged.factors, &reference.factors);
+    assert!(merged.factors.iter().all(|w| w.iter().all(|x| *x >= 0.0)));
+}
+
+#[test]
+fn parallel_cp_columns_are_merged_with_the_same_tensor() {
+    let shape = [6, 5, 4];
+    let mut synth = Synth::new(23);
+    let (t, _) = synth.cp_tensor(&shape, 2);
+    let factors: Vec<Array2<f64>> = shape.iter().map(|&n| synth.normal(n, 2)).collect();
+    let (copied, summed) = with_copy(&factors, &[2.0, 0.5, 3.0]);
+    let text = cp_model(3, false);
+    let merged = at_start(&text, Data::Tensor(&t), copied);
+    let reference = at_start(&text, Data::Tensor(&t), summed);
+    assert_eq!(merged.rank(), 2);
+    assert!(
+        relative(merged.objective, reference.objective) <= 1e-13,
+        "F {} against {}",
+        merged.objective,
+        reference.objective
+    );
+    let err = relative_tensor_error(
+        &linalg::cp_compose(&merged.factors, &shape),
+        &linalg::cp_compose(&reference.factors, &shape),
+    );
+    assert!(err <= 1e-13, "the tensor moved by {err:e}");
+}
+
+#[test]
+fn relu_teacher_copies_of_a_neuron_are_merged_back_to_the_teachers_rank() {
+    // Data seed 100 of the papers' ReLU teacher (120 points, the model of
+    // `examples/papers/e_relu_teacher.hfm`): the polar maximizer adds a copy of a neuron,
+    // which the solver used to keep (rank 4, the same loss).
+    let (x, y, _) = Synth::new(100).relu_teacher(120, &hfc_runtime::synth::RELU_TEACHER);
+    let (lowered, opts) =
+        hfc_tests::lower_model(hfc_tests::papers::RELU_MODEL, None, &[]).expect("lowers");
+    let solved = hfc_tests::solve_lowered(
+        hfc_tests::BackendKind::Jit,
+        lowered,
+        Value::Matrix(y),
+        &[x],
+        &opts,
+    )
+    .expect("solves");
+    let s = &solved.solution;
+    assert_eq!(s.rank(), 3, "the teacher's three neurons: {:?}", s.stop);
+    assert!(s.loss <= 2e-7, "training loss {}", s.loss);
+}
+
+#[test]
+fn a_growth_merged_back_without_progress_ends_the_run() {
+    // Data seed 109: at three units the exact polar stays 2.7e-5 above λ at a neuron's
+    // direction, the growth's column merges back into that neuron, and the polar value does
+    // not move: the solver used to repeat that until its iteration budget (20 000), or
+    // without merging, add copies up to the rank cap. It now stops after one such growth, at
+    // the teacher's rank (not certified: that gap is the limit of the descent at this size).
+    let (x, y, _) = Synth::new(109).relu_teacher(120, &hfc_runtime::synth::RELU_TEACHER);
+    let (lowered, opts) =
+        hfc_tests::lower_model(hfc_tests::papers::RELU_MODEL, None, &[]).expect("lowers");
+    let solved = hfc_tests::solve_lowered(
+        hfc_tests::BackendKind::Jit,
+        lowered,
+        Value::Matrix(y),
+        &[x],
+        &opts,
+    )
+    .expect("solves");
+    let s = &solved.solution;
+    assert_eq!(s.rank(), 3, "{:?}", s.stop);
+    assert_eq!(s.stop, Stop::NoProgress);
+    assert!(s.iterations <= 1000, "{} iterations", s.iterations);
+    assert!(s.loss <= 2e-7, "training loss {}", s.loss);
+}

@@ -5,7 +5,8 @@
 //! loop:
 //!     local descent at fixed r: accelerated alternating proximal gradient (steps 1/L per
 //!         block from the Lipschitz bound, extrapolation with restart when F increases,
-//!         column balancing, pruning of zero columns) until F stalls
+//!         column balancing, pruning of zero columns, merging of parallel columns) until F
+//!         stalls
 //!     p ← Ω°(−∇ℓ(X)) by the plan's polar solver
 //!     stop when p ≤ λ(1 + tol) (and, for an exact polar, the relative duality gap ≤ tol)
 //!     else append the polar maximizer scaled by the best step, r ← r + 1
@@ -69,7 +70,8 @@ pub enum Stop {
     /// Interrupted.
     Interrupted,
     /// The polar maximizer did not decrease the objective (a local polar solver's limit, or
-    /// rounding).
+    /// rounding), or its column merged back into the one it copied without moving the polar
+    /// value.
     NoProgress,
 }
 
@@ -401,15 +403,17 @@ fn column_products(vectors: &[Array1<f64>], skip: Option<usize>) -> Array1<f64> 
 }
 
 /// Rescales columns so that every factor's gauge of column i is the same (the map and θ do
-/// not change: the map is positively homogeneous of degree 1 in each factor) and drops the
-/// columns where any is 0 (they add nothing to the map or the regularizer).
+/// not change: the map is positively homogeneous of degree 1 in each factor), drops the
+/// columns where any is 0 (they add nothing to the map or the regularizer) and merges
+/// columns that point the same way in every block ([`merge_parallel`]). Returns F and ℓ at
+/// the new point when a merge changed it (to rounding), `None` when F is unchanged.
 fn balance_and_prune(
     state: &mut State<'_, '_>,
-    factors: &mut [Array2<f64>],
-) -> Result<(), ExecError> {
+    factors: &mut Vec<Array2<f64>>,
+) -> Result<Option<ObjectiveAndLoss>, ExecError> {
     let rank = factors.first().map_or(0, Array2::ncols);
     if rank == 0 {
-        return Ok(());
+        return Ok(None);
     }
     state.bind(factors)?;
     let gauges = state.gauges(factors.len())?;
@@ -436,7 +440,123 @@ fn balance_and_prune(
             *w = w.select(Axis(1), &keep);
         }
     }
-    Ok(())
+    // θᵢ = Πₖ gₖ(column i), unchanged by the balancing.
+    let thetas: Vec<f64> = keep
+        .iter()
+        .map(|&i| gauges.iter().map(|g| g[i]).product())
+        .collect();
+    merge_parallel(state, factors, &thetas)
+}
+
+/// The cosine (in every block) at or above which two columns are tried as a merge. Copies of
+/// one direction agree to rounding under ℓ2 gauges but drift apart to 1 − cos ≈ 1e-9 under
+/// composite gauges (the prox treats a column's ℓ1 and TV parts relative to its scale), and
+/// nearly parallel units of a ReLU network that activate the same data points merge exactly
+/// (on the ReLU teacher, seeds 100–111, the copies the solver left differed by 1 − cos up to
+/// 4e-4). Every merge is kept only if F does not increase, so the threshold only bounds the
+/// work.
+const MERGE_COSINE: f64 = 1.0 - 1e-2;
+
+/// How much a merge may raise F, relative to |F|, and still count as not increasing it: F is
+/// evaluated through kernels whose rounding (the squared loss by traces, ‖Y‖² − 2⟨Y, X⟩ +
+/// ‖X‖², cancels to about 1e-16·‖Y‖²) is well below this.
+const MERGE_SLACK: f64 = 1e-12;
+
+/// Merges columns that are positive multiples of one another in every block, which the
+/// rank-growing loop otherwise keeps as copies (the polar maximizer may add a direction the
+/// factors already hold, and nothing at a fixed size pulls two copies apart or together).
+///
+/// For a product of 1-homogeneous gauges, one per block, and a map positively homogeneous of
+/// degree 1 in each block's column (what balancing already relies on), the merge is exact:
+/// balanced columns wᵏₘ = θₘ^(1/K) uᵏ (gₖ(uᵏ) = 1) carry the map Σₘ θₘ φ(u) and the
+/// regularizer Σₘ θₘ, and the merged column (Σₘ θₘ)^(1/K) uᵏ carries both. Nearly parallel
+/// columns are merged into (Σθ)^(1/K) times the θ-weighted mean of their unit directions (a
+/// second-order change of a multilinear map, none for ReLU units that activate the same
+/// points; a θ no larger by the triangle inequality). A positive combination stays in a
+/// nonnegative cone.
+///
+/// Pairs whose cosine is at least [`MERGE_COSINE`] in every block are tried most parallel
+/// first, at most `rank` of them, each kept only if F does not increase (a merged-away column
+/// is zero until the end, which leaves the map and θ as without it). `factors` are balanced,
+/// with `thetas` their columns' θᵢ. Dropout's regularizer is not such a product (its value
+/// depends on how the columns split the map), and is never merged. Returns F and ℓ at the
+/// merged point, or `None` when nothing was merged.
+fn merge_parallel(
+    state: &mut State<'_, '_>,
+    factors: &mut Vec<Array2<f64>>,
+    thetas: &[f64],
+) -> Result<Option<ObjectiveAndLoss>, ExecError> {
+    let rank = factors.first().map_or(0, Array2::ncols);
+    if rank < 2
+        || thetas.len() != rank
+        || !matches!(
+            state.machine.plan().regularization,
+            Regularization::ProductOfGauges
+        )
+    {
+        return Ok(None);
+    }
+    let grams: Vec<Array2<f64>> = factors
+        .iter()
+        .map(|w| linalg::gemm(w.view(), true, w.view(), false, 1.0))
+        .collect();
+    // (the smallest cosine over the blocks, i, j) for the pairs above the threshold.
+    let mut pairs: Vec<(f64, usize, usize)> = Vec::new();
+    for i in 0..rank {
+        for j in i + 1..rank {
+            let cosine = grams
+                .iter()
+                .map(|g| {
+                    let norms = (g[[i, i]] * g[[j, j]]).sqrt();
+                    if norms > 0.0 { g[[i, j]] / norms } else { -1.0 }
+                })
+                .fold(f64::INFINITY, f64::min);
+            if cosine >= MERGE_COSINE {
+                pairs.push((cosine, i, j));
+            }
+        }
+    }
+    if pairs.is_empty() {
+        return Ok(None);
+    }
+    pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let exponent = 1.0 - 1.0 / factors.len() as f64;
+    let mut thetas = thetas.to_vec();
+    let mut current: Factors = factors.clone();
+    let (mut f_current, _) = state.objective(&current)?;
+    let mut merged_any = false;
+    for &(_, i, j) in pairs.iter().take(rank) {
+        if thetas[i] <= 0.0 || thetas[j] <= 0.0 {
+            continue;
+        }
+        // Column i becomes (θᵢ + θⱼ)^(1/K) times the θ-weighted mean of the unit directions
+        // wₘ/θₘ^(1/K): (θₘ/Σθ)^(1 − 1/K) wₘ summed; column j becomes zero.
+        let total = thetas[i] + thetas[j];
+        let (a, b) = (
+            (thetas[i] / total).powf(exponent),
+            (thetas[j] / total).powf(exponent),
+        );
+        let mut trial = current.clone();
+        for w in &mut trial {
+            let merged = &w.column(i) * a + &w.column(j) * b;
+            w.column_mut(i).assign(&merged);
+            w.column_mut(j).fill(0.0);
+        }
+        let (f_trial, _) = state.objective(&trial)?;
+        if f_trial <= f_current + MERGE_SLACK * f_current.abs() {
+            current = trial;
+            f_current = f_trial;
+            thetas[i] = total;
+            thetas[j] = 0.0;
+            merged_any = true;
+        }
+    }
+    if !merged_any {
+        return Ok(None);
+    }
+    let keep: Vec<usize> = (0..rank).filter(|&i| thetas[i] > 0.0).collect();
+    *factors = current.iter().map(|w| w.select(Axis(1), &keep)).collect();
+    Ok(Some(state.objective(factors)?))
 }
 
 fn append(m: &Array2<f64>, col: &Array1<f64>) -> Array2<f64> {
@@ -559,6 +679,9 @@ pub fn solve_from(
     let mut last_residual = None;
     let mut gap = None;
     let mut polar_note = None;
+    // The size, the polar value's excess over the weight and the inner tolerance before the
+    // last growth, until the polar test after it.
+    let mut grown_from: Option<(usize, f64, f64)> = None;
     let stop;
     history.push(Record {
         iteration: 0,
@@ -622,7 +745,9 @@ pub fn solve_from(
                 since_balance += 1;
                 if since_balance >= 50 {
                     since_balance = 0;
-                    balance_and_prune(&mut state, &mut w)?;
+                    if let Some((f, _)) = balance_and_prune(&mut state, &mut w)? {
+                        objective = f;
+                    }
                     w_prev = w.clone();
                     t_prev = 1.0;
                     if rank(&w) == 0 {
@@ -702,6 +827,15 @@ pub fn solve_from(
         });
         progress(history.last().unwrap_or(&history[0]));
 
+        // A growth whose column the descent merged back into the columns it copied, and that
+        // left the polar test where it was (less than a tenth of the excess removed), was a
+        // step along existing columns; the next growth would repeat it. (A growth merged
+        // back while the excess shrinks is progress of a slow descent: grow again.)
+        let excess = polar.value - weight;
+        let absorbed = grown_from
+            .take()
+            .filter(|&(size, before, _)| rank(&w) <= size && excess >= 0.9 * before)
+            .map(|(_, _, inner)| inner);
         let polar_ok = polar.value <= weight * (1.0 + tol);
         let gap_ok = gap.is_none_or(|g| g <= tol * objective.abs().max(f64::MIN_POSITIVE));
         // With an exact polar the duality gap is the certificate: a relative gap within the
@@ -728,6 +862,18 @@ pub fn solve_from(
             break;
         }
 
+        if let Some(inner) = absorbed {
+            // Growing again would add the same column: polish the current size instead, as
+            // when the maximizer does not decrease F (from the tolerance before that growth,
+            // so that repeated absorptions end).
+            inner_tol = inner * 0.01;
+            if inner_tol < 1e-16 {
+                stop = Stop::NoProgress;
+                break;
+            }
+            continue;
+        }
+
         // Grow by the polar maximizer, scaled by the best step.
         outer += 1;
         let room = options
@@ -735,6 +881,7 @@ pub fn solve_from(
             .map_or(usize::MAX, |max| max.saturating_sub(rank(&w)));
         let rank_before = rank(&w);
         let objective_before = objective;
+        let inner_before = inner_tol;
         let block = plan.quadratic && !plan.masked && plan.polar == PolarSolver::TopSingular;
         for (k, (atom, value)) in polar.atoms.iter().enumerate() {
             if k >= room || (k > 0 && (!block || *value <= weight * (1.0 + tol))) {
@@ -793,6 +940,7 @@ pub fn solve_from(
             continue;
         }
         inner_tol = base_inner_tol;
+        grown_from = Some((rank_before, excess, inner_before));
         if interrupted() {
             stop = Stop::Interrupted;
             break;

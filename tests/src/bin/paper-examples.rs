@@ -40,6 +40,13 @@ fn write_report(dir: &Path, report: &Report) -> std::io::Result<()> {
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         write_atomically(&dir.join(format!("{name}.npy")), &bytes)?;
     }
+    for (name, tensor) in &report.artifacts.tensors {
+        let mut bytes = Vec::new();
+        tensor
+            .write_npy(&mut bytes)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        write_atomically(&dir.join(format!("{name}.npy")), &bytes)?;
+    }
     let mut json = serde_json::to_string_pretty(&report.json)?;
     json.push('\n');
     write_atomically(&dir.join("numbers.json"), json.as_bytes())?;
