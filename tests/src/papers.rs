@@ -988,6 +988,11 @@ const CALCIUM_PARAMETERS: [&str; 4] = ["lambda", "a", "b", "c"];
 /// with (ℓ2 + ℓ1 + TV) on the nonnegative footprints and (ℓ2 + ℓ1) on the nonnegative
 /// traces; recovered footprints and traces against the planted ones.
 pub fn calcium(size: Size) -> Result<Run<CalciumNumbers>, String> {
+    calcium_seeded(size, CALCIUM_SEED)
+}
+
+/// [`calcium`] on the video of another seed (the README's survey over seeds).
+pub fn calcium_seeded(size: Size, seed: u64) -> Result<Run<CalciumNumbers>, String> {
     let spec = match size {
         Size::Full => CalciumSpec {
             pixels: 200,
@@ -1008,7 +1013,7 @@ pub fn calcium(size: Size) -> Result<Run<CalciumNumbers>, String> {
             noise: 0.1,
         },
     };
-    let video = Synth::new(CALCIUM_SEED).calcium_video(&spec);
+    let video = Synth::new(seed).calcium_video(&spec);
     let clean = linalg::gemm(video.shapes.view(), false, video.traces.view(), true, 1.0);
     let frobenius = |a: &Array2<f64>| a.iter().map(|x| x * x).sum::<f64>().sqrt();
     let snr = frobenius(&clean) / frobenius(&(&video.y - &clean)).max(f64::MIN_POSITIVE);
@@ -1345,11 +1350,16 @@ fn angle_between(a: f64, b: f64) -> f64 {
 /// (e), ReLU half: a two-layer ReLU network grown from rank 0 on a planted three-neuron
 /// teacher in the plane; the solver's rank and its units against the teacher's.
 pub fn relu_teacher(size: Size) -> Result<Run<ReluNumbers>, String> {
+    relu_teacher_seeded(size, RELU_SEED)
+}
+
+/// [`relu_teacher`] on the data of another seed (the README's survey over seeds).
+pub fn relu_teacher_seeded(size: Size, seed: u64) -> Result<Run<ReluNumbers>, String> {
     let points = match size {
         Size::Full => 400,
         Size::Reduced => 120,
     };
-    let (x, y, directions) = Synth::new(RELU_SEED).relu_teacher(points, &RELU_TEACHER);
+    let (x, y, directions) = Synth::new(seed).relu_teacher(points, &RELU_TEACHER);
     let (solved, seconds) =
         solve_model(RELU_MODEL, None, &[], y.clone(), std::slice::from_ref(&x))?;
     let s = &solved.solution;
