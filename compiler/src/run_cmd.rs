@@ -741,7 +741,9 @@ pub fn run(args: RunArgs, style: Style) -> u8 {
             Stop::RankLimit => "stopped at the rank limit (`solve { rank <= ... }`)".to_string(),
             Stop::Interrupted => "interrupted".to_string(),
             Stop::NoProgress => {
-                "stopped: the polar maximizer does not decrease the objective".to_string()
+                "stopped: growing by the polar maximizer no longer decreases the objective \
+                 (it adds nothing, or a copy of a column that merges back)"
+                    .to_string()
             }
         };
         eprintln!(
