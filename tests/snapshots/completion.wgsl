@@ -10,8 +10,8 @@
 // kernel dual: #7, #8, #9
 // kernel curvature: #10, #11
 // kernel gauge_left: #12
-// kernel gauge_right: #13
-// kernel prox_left: #14
+// kernel prox_left: #13
+// kernel gauge_right: #14
 // kernel prox_right: #15
 
 // ---- shader #0: value.0.sample
@@ -367,34 +367,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
 }
 
-// ---- shader #13: gauge_right.0.colgauge
-// colgauge
-alias T = f32;
-@group(0) @binding(0) var<storage, read> dims: array<u32>;
-@group(0) @binding(1) var<storage, read_write> b10_gauge_right: array<T>;
-@group(0) @binding(2) var<storage, read> b2_V: array<T>;
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let rows = dims[1u];
-    let k = dims[2u];
-    let n = k;
-    let stride = nwg.x * 256u;
-    for (var i = gid.x; i < n; i += stride) {
-        var total = T(0);
-         {
-            var s = T(0);
-            for (var r = 0u; r < rows; r++) {
-                let v = b2_V[r * k + i];
-                s += v * v;
-            }
-            s = sqrt(s);
-            total += T(1.0f) * s;
-        }
-        b10_gauge_right[i] = total;
-    }
-}
-
-// ---- shader #14: prox_left.0.colprox
+// ---- shader #13: prox_left.0.colprox
 // colprox
 alias T = f32;
 @group(0) @binding(0) var<storage, read> dims: array<u32>;
@@ -428,6 +401,33 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
                 b1_U[(r) * k + col] = b1_U[(r) * k + col] * factor;
             }
         }
+    }
+}
+
+// ---- shader #14: gauge_right.0.colgauge
+// colgauge
+alias T = f32;
+@group(0) @binding(0) var<storage, read> dims: array<u32>;
+@group(0) @binding(1) var<storage, read_write> b10_gauge_right: array<T>;
+@group(0) @binding(2) var<storage, read> b2_V: array<T>;
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let rows = dims[1u];
+    let k = dims[2u];
+    let n = k;
+    let stride = nwg.x * 256u;
+    for (var i = gid.x; i < n; i += stride) {
+        var total = T(0);
+         {
+            var s = T(0);
+            for (var r = 0u; r < rows; r++) {
+                let v = b2_V[r * k + i];
+                s += v * v;
+            }
+            s = sqrt(s);
+            total += T(1.0f) * s;
+        }
+        b10_gauge_right[i] = total;
     }
 }
 

@@ -284,16 +284,7 @@ pub(super) fn lower(
     );
     bld.kernel(Role::ValueAfterLast, with_loss(Vec::new()));
     bld.kernel(Role::Residual, with_loss(vec![output_grad]));
-    let dual_point = bld.buf("dual_point", &[n, c], BufferKind::Temp);
-    let conjugate_sum = scalar(&mut bld, "conjugate_sum", BufferKind::Temp);
-    bld.kernel(
-        Role::Dual,
-        vec![
-            map(dual_point, b(dual_scale).times(b(grad_out))),
-            sum(conjugate_sum, conjugate(b(dual_point), b(y))),
-            map(dual, b(conjugate_sum).un(Unary::Neg)),
-        ],
-    );
+    bld.dual(&[n, c], grad_out, y, (dual_scale, dual), conjugate);
     // ‖relu(relu(X P₁) p₂)‖² ‖p₃‖²: the map's term along a new subnetwork.
     let probe_wide = bld.buf("probe_first_wide", &[d, hp], BufferKind::Temp);
     let probe_pre1 = bld.buf("probe_hidden1", &[n, hp], BufferKind::Temp);
@@ -331,23 +322,7 @@ pub(super) fn lower(
         nonneg: false,
     };
     for k in 0..3 {
-        bld.kernel(
-            Role::Gauge(k as u8),
-            vec![Stmt::ColumnGauge {
-                dst: gauge_bufs[k],
-                src: w[k],
-                gauge: l2.clone(),
-            }],
-        );
-        bld.kernel(
-            Role::Prox(k as u8),
-            vec![Stmt::ColumnProx {
-                dst: w[k],
-                src: steps[k],
-                weights,
-                gauge: l2.clone(),
-            }],
-        );
+        bld.gauge_and_prox(k as u8, w[k], steps[k], gauge_bufs[k], weights, &l2);
     }
     let mut slots = vec![
         (Slot::Loss, loss),

@@ -165,6 +165,58 @@ impl Builder {
         BufId(self.buffers.len() as u32 - 1)
     }
 
+    /// Block k's `Gauge(k)` kernel (its columns' gauges into `gauges`) and `Prox(k)` kernel
+    /// (the column prox from `step` into `factor`, weighted by `weights`).
+    fn gauge_and_prox(
+        &mut self,
+        k: u8,
+        factor: BufId,
+        step: BufId,
+        gauges: BufId,
+        weights: BufId,
+        gauge: &Gauge,
+    ) {
+        self.kernel(
+            Role::Gauge(k),
+            vec![Stmt::ColumnGauge {
+                dst: gauges,
+                src: factor,
+                gauge: gauge.clone(),
+            }],
+        );
+        self.kernel(
+            Role::Prox(k),
+            vec![Stmt::ColumnProx {
+                dst: factor,
+                src: step,
+                weights,
+                gauge: gauge.clone(),
+            }],
+        );
+    }
+
+    /// The `Dual` kernel from the loss's convex conjugate: `dual = −Σ ℓ*(s·∇ℓ, y)` with the
+    /// dual scale s, where `gradient` holds ∇ℓ at the outputs over `space` (y's shape).
+    fn dual(
+        &mut self,
+        space: &[DimId],
+        gradient: BufId,
+        y: BufId,
+        (dual_scale, dual): (BufId, BufId),
+        conjugate: impl Fn(Expr, Expr) -> Expr,
+    ) {
+        let dual_point = self.buf("dual_point", space, BufferKind::Temp);
+        let conjugate_sum = self.buf("conjugate_sum", &[], BufferKind::Temp);
+        self.kernel(
+            Role::Dual,
+            vec![
+                map(dual_point, b(dual_scale).times(b(gradient))),
+                sum(conjugate_sum, conjugate(b(dual_point), b(y))),
+                map(dual, b(conjugate_sum).un(Unary::Neg)),
+            ],
+        );
+    }
+
     fn kernel(&mut self, role: Role, body: Vec<Stmt>) {
         self.kernels.push(Kernel {
             name: role.name().to_string(),
@@ -550,16 +602,7 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
             Role::Contract(1),
             vec![spmm(probe_out_v, resid, probe_in_u, true, -1.0)],
         );
-        let z = bld.buf("dual_point", &[nnz], BufferKind::Temp);
-        let total = scalar(&mut bld, "conjugate_sum", BufferKind::Temp);
-        bld.kernel(
-            Role::Dual,
-            vec![
-                map(z, b(dual_scale).times(b(resid))),
-                sum(total, conjugate(b(z), b(y))),
-                map(dual, b(total).un(Unary::Neg)),
-            ],
-        );
+        bld.dual(&[nnz], resid, y, (dual_scale, dual), conjugate);
         let sampled = bld.buf("probe_sample", &[nnz], BufferKind::Temp);
         bld.kernel(
             Role::Curvature,
@@ -705,52 +748,11 @@ pub fn lower(model: &ir::Model, induced: &InducedProblem) -> Result<Lowered, Box
             Role::Contract(1),
             vec![gemm(probe_out_v, g, true, probe_in_u, false, -1.0)],
         );
-        let z = bld.buf("dual_point", &[m, n], BufferKind::Temp);
-        let total = scalar(&mut bld, "conjugate_sum", BufferKind::Temp);
-        bld.kernel(
-            Role::Dual,
-            vec![
-                map(z, b(dual_scale).times(b(g))),
-                sum(total, conjugate(b(z), b(y))),
-                map(dual, b(total).un(Unary::Neg)),
-            ],
-        );
+        bld.dual(&[m, n], g, y, (dual_scale, dual), conjugate);
         dense_curvature(&mut bld, probe_in_u, probe_in_v, curvature);
     }
-    bld.kernel(
-        Role::Gauge(0),
-        vec![Stmt::ColumnGauge {
-            dst: gauge_u,
-            src: u,
-            gauge: gauge_left.clone(),
-        }],
-    );
-    bld.kernel(
-        Role::Gauge(1),
-        vec![Stmt::ColumnGauge {
-            dst: gauge_v,
-            src: v,
-            gauge: gauge_right.clone(),
-        }],
-    );
-    bld.kernel(
-        Role::Prox(0),
-        vec![Stmt::ColumnProx {
-            dst: u,
-            src: step_u,
-            weights,
-            gauge: gauge_left.clone(),
-        }],
-    );
-    bld.kernel(
-        Role::Prox(1),
-        vec![Stmt::ColumnProx {
-            dst: v,
-            src: step_v,
-            weights,
-            gauge: gauge_right.clone(),
-        }],
-    );
+    bld.gauge_and_prox(0, u, step_u, gauge_u, weights, &gauge_left);
+    bld.gauge_and_prox(1, v, step_v, gauge_v, weights, &gauge_right);
     let slots: Vec<(Slot, BufId)> = vec![
         (Slot::Factor(0), u),
         (Slot::Factor(1), v),

@@ -94,16 +94,7 @@ pub(super) fn kernels(
     );
     bld.kernel(Role::ValueAfterLast, with_loss(Vec::new()));
     bld.kernel(Role::Residual, with_loss(vec![output_grad]));
-    let dual_point = bld.buf("dual_point", &[n, c], BufferKind::Temp);
-    let conjugate_sum = bld.buf("conjugate_sum", &[], BufferKind::Temp);
-    bld.kernel(
-        Role::Dual,
-        vec![
-            map(dual_point, b(io.dual_scale).times(b(grad_out))),
-            sum(conjugate_sum, conjugate(b(dual_point), b(io.y))),
-            map(io.dual, b(conjugate_sum).un(Unary::Neg)),
-        ],
-    );
+    bld.dual(&[n, c], grad_out, io.y, (io.dual_scale, io.dual), conjugate);
     // ‖relu(X p₁)‖² ‖p₂‖²: the map's second-order term along a new subnetwork.
     let probe_hidden = bld.buf("probe_hidden", &[n, p], BufferKind::Temp);
     let hidden_sq = bld.buf("probe_hidden_sq", &[], BufferKind::Temp);

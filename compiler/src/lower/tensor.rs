@@ -448,22 +448,13 @@ pub(super) fn lower(
         bld.kernel(Role::Curvature, body);
     }
     for k in 0..order {
-        bld.kernel(
-            Role::Gauge(k as u8),
-            vec![Stmt::ColumnGauge {
-                dst: gauge_bufs[k],
-                src: factor_bufs[k],
-                gauge: block_gauges[k].clone(),
-            }],
-        );
-        bld.kernel(
-            Role::Prox(k as u8),
-            vec![Stmt::ColumnProx {
-                dst: factor_bufs[k],
-                src: steps[k],
-                weights,
-                gauge: block_gauges[k].clone(),
-            }],
+        bld.gauge_and_prox(
+            k as u8,
+            factor_bufs[k],
+            steps[k],
+            gauge_bufs[k],
+            weights,
+            &block_gauges[k],
         );
     }
     let mut slots = vec![
