@@ -232,47 +232,49 @@ pub(super) fn lower(
         gemm(back2, grad_out, false, w[2], false, 1.0),
         map(back2, b(back2).times(b(pre2).un(Unary::Step))),
     ];
-    let extend = |mut first: Vec<Stmt>, rest: Vec<Stmt>| {
-        first.extend(rest);
-        first
-    };
 
     bld.kernel(Role::Setup, Vec::new());
     bld.kernel(Role::Value, with_loss(Vec::new()));
     bld.kernel(
         Role::Grad(0),
-        with_loss(extend(
-            to_second.clone(),
-            vec![
-                Stmt::KhatriRao {
-                    dst: back1_tall,
-                    a: back2,
-                    b: w[1],
-                },
-                Stmt::Copy {
-                    dst: back1,
-                    src: back1_tall,
-                },
-                map(back1, b(back1).times(b(pre1).un(Unary::Step))),
-                gemm(grad_w1_wide, x, true, back1, false, 1.0),
-                Stmt::Copy {
-                    dst: grads[0],
-                    src: grad_w1_wide,
-                },
-            ],
-        )),
+        with_loss(
+            [
+                to_second.clone(),
+                vec![
+                    Stmt::KhatriRao {
+                        dst: back1_tall,
+                        a: back2,
+                        b: w[1],
+                    },
+                    Stmt::Copy {
+                        dst: back1,
+                        src: back1_tall,
+                    },
+                    map(back1, b(back1).times(b(pre1).un(Unary::Step))),
+                    gemm(grad_w1_wide, x, true, back1, false, 1.0),
+                    Stmt::Copy {
+                        dst: grads[0],
+                        src: grad_w1_wide,
+                    },
+                ],
+            ]
+            .concat(),
+        ),
     );
     bld.kernel(
         Role::Grad(1),
-        with_loss(extend(
-            to_second,
-            vec![Stmt::KhatriRaoAdjoint {
-                dst: grads[1],
-                src: hidden1_tall,
-                other: back2,
-                over_fast: false,
-            }],
-        )),
+        with_loss(
+            [
+                to_second,
+                vec![Stmt::KhatriRaoAdjoint {
+                    dst: grads[1],
+                    src: hidden1_tall,
+                    other: back2,
+                    over_fast: false,
+                }],
+            ]
+            .concat(),
+        ),
     );
     bld.kernel(
         Role::Grad(2),
