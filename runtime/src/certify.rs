@@ -16,14 +16,12 @@
 //!
 //! Either way every number a report prints as a certificate was computed in f64.
 
-use ndarray::{Array1, Array2};
+use ndarray::Array2;
 
 use crate::backend::ExecError;
-use crate::kir::{Role, Slot};
 use crate::machine::Machine;
 use crate::polar;
 use crate::solve::{self, Options, Progress, Record, Solution, SolveError, Stop};
-use crate::value::Value;
 
 /// The tolerance a back end computing with `epsilon` (its unit round-off) is run to: the
 /// user's, but no smaller than 1e4·ε (1e-3 in f32; any user tolerance in f64).
@@ -53,8 +51,9 @@ pub struct Evaluation {
 }
 
 /// Evaluates objective, polar value and (exact polars) duality gap at the factors with the
-/// solver's rules, and whether they pass its stopping test at `tol`. The data must be bound
-/// and the `Setup` kernel run.
+/// solver's own certificate ([`solve::certificate`]: the same objective, polar request and
+/// test as the run), and whether they pass at `tol`. The data must be bound; `Setup` is
+/// run here.
 pub fn evaluate(
     machine: &mut Machine<'_>,
     heights: &[usize],
@@ -62,55 +61,19 @@ pub fn evaluate(
     tol: f64,
     seed: u64,
 ) -> Result<Evaluation, ExecError> {
-    let plan = machine.plan().clone();
-    let weight = plan.lambda * plan.scale;
-    machine.set_rank(factors.first().map_or(0, Array2::ncols));
-    for (k, w) in factors.iter().enumerate() {
-        machine.set_matrix(Slot::Factor(k as u8), w.clone())?;
-    }
-    machine.run(Role::Value)?;
-    let loss = machine.scalar(Slot::Loss)?;
-    let mut products: Option<Array1<f64>> = None;
-    for k in 0..factors.len() as u8 {
-        machine.run(Role::Gauge(k))?;
-        let g = machine.vector(Slot::Gauge(k))?;
-        products = Some(match products {
-            None => g,
-            Some(p) => p * g,
-        });
-    }
-    let regularizer = weight * products.map_or(0.0, |p| p.sum());
-    let objective = loss + regularizer;
-    machine.run(Role::Residual)?;
-    let polar_tol = (tol * 1e-2).clamp(1e-13, 1e-6);
-    let p = polar::solve(machine, heights, polar_tol, seed, factors)?;
-    let gap = if plan.polar_exact {
-        let s_dual = if p.value > weight {
-            weight / p.value
-        } else {
-            1.0
-        };
-        machine.set(Slot::DualScale, Value::Scalar(s_dual))?;
-        machine.run(Role::Dual)?;
-        Some((objective - machine.scalar(Slot::Dual)?).max(0.0))
-    } else {
-        None
-    };
-    let scale = objective.abs().max(f64::MIN_POSITIVE);
-    let polar_ok = p.value <= weight * (1.0 + tol);
-    let passes = match gap {
-        Some(g) => g <= tol * scale,
-        None => polar_ok,
-    };
+    let mut problem = solve::Problem::setup(machine)?;
+    let (objective, loss) = problem.objective(factors)?;
+    let request = polar::Request::value_only(solve::polar_tolerance(tol), seed);
+    let c = solve::certificate(&mut problem, heights, factors, objective, tol, &request)?;
     Ok(Evaluation {
         objective,
         loss,
-        regularizer,
-        polar_value: p.value / plan.scale,
-        gap,
-        relative_gap: gap.map(|g| g / scale),
-        polar_residual: p.residual,
-        passes,
+        regularizer: objective - loss,
+        polar_value: c.polar_value,
+        gap: c.gap,
+        relative_gap: c.gap.map(|g| g / objective.abs().max(f64::MIN_POSITIVE)),
+        polar_residual: c.polar.residual,
+        passes: c.passes,
     })
 }
 
@@ -136,7 +99,6 @@ pub fn certify(
     options: &Options,
     progress: Progress<'_>,
 ) -> Result<Certified, SolveError> {
-    machine.run(Role::Setup)?;
     let at_start = evaluate(machine, heights, &start.factors, options.tol, options.seed)?;
     let polish = !at_start.passes || start.stop != Stop::Optimal;
     if !polish || start.stop == Stop::Interrupted {

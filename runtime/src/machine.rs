@@ -116,22 +116,20 @@ impl<'a> Machine<'a> {
         }
     }
 
-    /// `−∇ℓ · x` for a vector x on the column side (after `Residual`).
-    pub fn apply(&mut self, x: &Array1<f64>) -> Result<Array1<f64>, ExecError> {
-        self.set_probe(1);
-        let column = x.clone().insert_axis(ndarray::Axis(1));
-        self.set_matrix(Slot::ProbeIn(1), column)?;
+    /// `−∇ℓ · X` for a block of column-side vectors `[n, b]` (after `Residual`): `[m, b]`.
+    pub fn apply_block(&mut self, x: &Array2<f64>) -> Result<Array2<f64>, ExecError> {
+        self.set_probe(x.ncols());
+        self.set_matrix(Slot::ProbeIn(1), x.clone())?;
         self.run(Role::Contract(0))?;
-        Ok(self.matrix(Slot::ProbeOut(0))?.column(0).to_owned())
+        self.matrix(Slot::ProbeOut(0))
     }
 
-    /// `−∇ℓᵀ · y` for a vector y on the row side (after `Residual`).
-    pub fn apply_t(&mut self, y: &Array1<f64>) -> Result<Array1<f64>, ExecError> {
-        self.set_probe(1);
-        let column = y.clone().insert_axis(ndarray::Axis(1));
-        self.set_matrix(Slot::ProbeIn(0), column)?;
+    /// `−∇ℓᵀ · Y` for a block of row-side vectors `[m, b]` (after `Residual`): `[n, b]`.
+    pub fn apply_t_block(&mut self, y: &Array2<f64>) -> Result<Array2<f64>, ExecError> {
+        self.set_probe(y.ncols());
+        self.set_matrix(Slot::ProbeIn(0), y.clone())?;
         self.run(Role::Contract(1))?;
-        Ok(self.matrix(Slot::ProbeOut(1))?.column(0).to_owned())
+        self.matrix(Slot::ProbeOut(1))
     }
 
     /// `−∇ℓ` contracted with one probe vector on every mode but `k` (after `Residual`): the

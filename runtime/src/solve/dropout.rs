@@ -18,23 +18,140 @@
 //! exact), and the duality gap uses `D(s) = −ℓ*(s∇ℓ) − s²σ²/(4κ_c)` maximized over s in
 //! closed form (the `Dual` kernel is quadratic in s: two evaluations give it).
 
-use std::sync::atomic::Ordering;
-use std::time::Instant;
-
 use ndarray::{Array1, Array2, Axis};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 
-use super::{
-    DESCENT_BUDGET, DropoutSummary, Options, Progress, Record, Solution, SolveError, State, Stop,
-    append,
-};
+use super::problem::{Factors, ObjectiveAndLoss, Problem, append, ridge_block};
 use crate::backend::ExecError;
-use crate::kir::{Regularization, Role, Slot};
+use crate::kir::{Role, Slot};
 use crate::linalg;
-use crate::machine::Machine;
-use crate::polar;
+use crate::polar::Polar;
 use crate::value::Value;
+
+/// κ·m for r columns: m = r for an adaptive rate, 1 for a fixed one.
+pub(crate) fn kappa_m(kappa: f64, adaptive: bool, rank: usize) -> f64 {
+    if adaptive { kappa * rank as f64 } else { kappa }
+}
+
+/// κ_c: the weight of ‖X‖_*² in the induced convex problem at r columns.
+pub(crate) fn kappa_convex(kappa: f64, adaptive: bool, rank: usize) -> f64 {
+    if adaptive {
+        kappa
+    } else {
+        kappa / rank.max(1) as f64
+    }
+}
+
+/// One local step: the exact U step, the exact V step, then equalization (the map is kept and
+/// the regularizer falls to `κ_c‖X‖_*²`). Returns the new factors, F and ℓ.
+pub(crate) fn sweep(
+    problem: &mut Problem<'_, '_>,
+    w: &[Array2<f64>],
+    kappa: f64,
+    adaptive: bool,
+) -> Result<(Factors, f64, f64), ExecError> {
+    let [u, v] = w else {
+        return Err(ExecError::Backend("dropout needs two factors".into()));
+    };
+    let kappa_m = kappa_m(kappa, adaptive, u.ncols());
+    problem.bind(w)?;
+    problem.machine.run(Role::Grad(0))?;
+    let grad_u = problem.machine.matrix(Slot::Grad(0))?;
+    let u_new = block_minimizer(u, &grad_u, v, kappa_m);
+    problem.bind(&[u_new.clone(), v.clone()])?;
+    problem.machine.run(Role::Grad(1))?;
+    let grad_v = problem.machine.matrix(Slot::Grad(1))?;
+    let v_new = block_minimizer(v, &grad_v, &u_new, kappa_m);
+    let (u_eq, v_eq) = linalg::equalize(u_new.view(), v_new.view()).unwrap_or((u_new, v_new));
+    let factors = vec![u_eq, v_eq];
+    let (objective, loss) = problem.objective(&factors)?;
+    Ok((factors, objective, loss))
+}
+
+/// Growth by the top singular pair of Y − X. F need not decrease: with one more column the
+/// old columns' regularizer grows by (r + 1)/r, but the optimum over r + 1 columns is no
+/// worse, and the sweeps that follow reach it. `None` without a pair.
+pub(crate) fn grow(
+    problem: &mut Problem<'_, '_>,
+    w: &[Array2<f64>],
+    polar: &Polar,
+    kappa: f64,
+) -> Result<Option<(Factors, ObjectiveAndLoss)>, ExecError> {
+    let (Some(([p, q], _)), [u, v]) = (polar.atoms.first().map(|(a, v)| (a.as_slice(), v)), w)
+    else {
+        return Ok(None);
+    };
+    let step = polar.value / (1.0 + 2.0 * kappa * (u.ncols() + 1) as f64);
+    let mut u = append(u, &(p * step.sqrt()));
+    let mut v = append(v, &(q * step.sqrt()));
+    if let Some((ue, ve)) = linalg::equalize(u.view(), v.view()) {
+        (u, v) = (ue, ve);
+    }
+    let factors = vec![u, v];
+    let values = problem.objective(&factors)?;
+    Ok(Some((factors, values)))
+}
+
+/// The certificate's numbers at `w` (the `Residual` kernel run there, `sigma` an upper
+/// bound on σ_max(Y − X)):
+/// the polar value `σ/‖X‖_*` (comparable with λ₁ = 2κ_c), the test
+/// `σ_max(Y − X) ≤ 2κ_c‖X‖_*(1 + tol)`, and the duality gap.
+pub(crate) fn certificate_numbers(
+    problem: &mut Problem<'_, '_>,
+    w: &[Array2<f64>],
+    sigma: f64,
+    objective: f64,
+    tol: f64,
+    kappa: f64,
+    adaptive: bool,
+) -> Result<(f64, bool, f64), ExecError> {
+    let [u, v] = w else {
+        return Err(ExecError::Backend("dropout needs two factors".into()));
+    };
+    let nuclear = nuclear_norm(u, v);
+    let kappa_c = kappa_convex(kappa, adaptive, u.ncols());
+    let threshold = 2.0 * kappa_c * nuclear;
+    let value = if nuclear > 0.0 {
+        sigma / nuclear
+    } else {
+        f64::INFINITY
+    };
+    let dual = dual_bound(problem, sigma, kappa_c)?;
+    Ok((
+        value,
+        sigma <= threshold * (1.0 + tol),
+        (objective - dual).max(0.0),
+    ))
+}
+
+/// What a dropout run reports beside its solution.
+pub(crate) fn summary(
+    kappa: f64,
+    adaptive: bool,
+    w: &[Array2<f64>],
+    loss: f64,
+    objective: f64,
+) -> super::DropoutSummary {
+    let (u, v) = match w {
+        [u, v] => (u.clone(), v.clone()),
+        _ => (Array2::zeros((0, 0)), Array2::zeros((0, 0))),
+    };
+    let regularizer = objective - loss;
+    // Splitting every column into two copies scaled by 1/√2 keeps the map; the regularizer
+    // becomes κ·m(2r)·2r·(n/2)²: halved at a fixed rate, unchanged with an adaptive one.
+    let split_objective = if adaptive {
+        objective
+    } else {
+        loss + 0.5 * regularizer
+    };
+    super::DropoutSummary {
+        kappa,
+        adaptive,
+        lambda_convex: 2.0 * kappa_convex(kappa, adaptive, u.ncols()),
+        nuclear_norm: nuclear_norm(&u, &v),
+        equalization_spread: equalization_spread(&u, &v),
+        split_objective,
+    }
+}
 
 /// ‖columns‖² of a factor.
 fn column_norms_sq(m: &Array2<f64>) -> Array1<f64> {
@@ -42,7 +159,7 @@ fn column_norms_sq(m: &Array2<f64>) -> Array1<f64> {
 }
 
 /// The dropout regularizer `κ·m·Σᵢ ‖uᵢ‖²‖vᵢ‖²`.
-fn regularizer(kappa_m: f64, u: &Array2<f64>, v: &Array2<f64>) -> f64 {
+pub(crate) fn regularizer(kappa_m: f64, u: &Array2<f64>, v: &Array2<f64>) -> f64 {
     kappa_m * column_norms_sq(u).dot(&column_norms_sq(v))
 }
 
@@ -62,317 +179,16 @@ pub fn equalization_spread(u: &Array2<f64>, v: &Array2<f64>) -> f64 {
     if mean > 0.0 { (max - min) / mean } else { 0.0 }
 }
 
-/// The exact minimizer of the objective in one factor with the other fixed:
-/// `from · (otherᵀother) − grad` is `Y·other` (or `Yᵀ·other`), then `(…)(otherᵀother + 2κm D)⁻¹`.
+/// The exact minimizer of the objective in one factor with the other fixed: the quadratic
+/// `ℓ` in the block plus `κm Σᵢ ‖otherᵢ‖² ‖xᵢ‖²`, a ridge with `2κm·‖otherᵢ‖²` per column.
 fn block_minimizer(
     from: &Array2<f64>,
     grad: &Array2<f64>,
     other: &Array2<f64>,
     kappa_m: f64,
 ) -> Array2<f64> {
-    let gram = linalg::gemm(other.view(), true, other.view(), false, 1.0);
-    let mut data_term = linalg::gemm(from.view(), false, gram.view(), false, 1.0);
-    data_term -= grad;
-    let mut system = gram;
-    for (k, n) in column_norms_sq(other).iter().enumerate() {
-        system[[k, k]] += 2.0 * kappa_m * n;
-    }
-    match linalg::solve_spd_right(data_term.view(), system.view()) {
-        Some(x) => x,
-        None => {
-            // A zero column of `other` with a rank-deficient Gram: a tiny ridge keeps the
-            // step defined (the column contributes nothing either way).
-            let ridge = 1e-14 * (0..system.nrows()).map(|k| system[[k, k]]).sum::<f64>();
-            for k in 0..system.nrows() {
-                system[[k, k]] += ridge.max(f64::MIN_POSITIVE);
-            }
-            linalg::solve_spd_right(data_term.view(), system.view()).unwrap_or_else(|| from.clone())
-        }
-    }
-}
-
-struct Sweep<'s, 'm, 'p> {
-    state: &'s mut State<'m, 'p>,
-    kappa: f64,
-    adaptive: bool,
-}
-
-impl Sweep<'_, '_, '_> {
-    /// κ·m for r columns.
-    fn kappa_m(&self, rank: usize) -> f64 {
-        if self.adaptive {
-            self.kappa * rank as f64
-        } else {
-            self.kappa
-        }
-    }
-
-    /// κ_c: the weight of ‖X‖_*² in the induced convex problem at r columns.
-    fn kappa_convex(&self, rank: usize) -> f64 {
-        if self.adaptive {
-            self.kappa
-        } else {
-            self.kappa / rank.max(1) as f64
-        }
-    }
-
-    fn objective(&mut self, u: &Array2<f64>, v: &Array2<f64>) -> Result<(f64, f64), ExecError> {
-        self.state.bind(&[u.clone(), v.clone()])?;
-        self.state.machine.run(Role::Value)?;
-        let loss = self.state.machine.scalar(Slot::Loss)?;
-        Ok((loss + regularizer(self.kappa_m(u.ncols()), u, v), loss))
-    }
-
-    /// One sweep: exact U step, exact V step, equalization. Returns (U, V, F, ℓ).
-    fn sweep(
-        &mut self,
-        u: &Array2<f64>,
-        v: &Array2<f64>,
-    ) -> Result<(Array2<f64>, Array2<f64>, f64, f64), ExecError> {
-        let kappa_m = self.kappa_m(u.ncols());
-        self.state.bind(&[u.clone(), v.clone()])?;
-        self.state.machine.run(Role::Grad(0))?;
-        let grad_u = self.state.machine.matrix(Slot::Grad(0))?;
-        let u_new = block_minimizer(u, &grad_u, v, kappa_m);
-        self.state.bind(&[u_new.clone(), v.clone()])?;
-        self.state.machine.run(Role::Grad(1))?;
-        let grad_v = self.state.machine.matrix(Slot::Grad(1))?;
-        let v_new = block_minimizer(v, &grad_v, &u_new, kappa_m);
-        let (u_eq, v_eq) = linalg::equalize(u_new.view(), v_new.view()).unwrap_or((u_new, v_new));
-        let (objective, loss) = self.objective(&u_eq, &v_eq)?;
-        Ok((u_eq, v_eq, objective, loss))
-    }
-}
-
-/// Runs the dropout strategy (see the module's documentation).
-pub(super) fn solve(
-    machine: &mut Machine<'_>,
-    rows: usize,
-    cols: usize,
-    options: &Options,
-    start: Option<(Array2<f64>, Array2<f64>)>,
-    progress: Progress<'_>,
-) -> Result<Solution, SolveError> {
-    let plan = machine.plan().clone();
-    let (kappa, adaptive) = match plan.regularization {
-        Regularization::Dropout { kappa, adaptive } => (kappa, adaptive),
-        Regularization::ProductOfGauges => (0.0, true),
-    };
-    let mut state = State {
-        machine,
-        weight: 0.0,
-        smoothness: plan.smoothness,
-        input_norm_sq: 0.0,
-        accepted_lipschitz: Vec::new(),
-    };
-    state.machine.run(Role::Setup)?;
-    let mut sweeper = Sweep {
-        state: &mut state,
-        kappa,
-        adaptive,
-    };
-    let interrupted = || {
-        options
-            .interrupt
-            .as_ref()
-            .is_some_and(|f| f.load(Ordering::Relaxed))
-    };
-    let tol = options.tol;
-    let polar_tol = (tol * 1e-2).clamp(1e-13, 1e-6);
-    let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
-    let mut seconds_descent = 0.0;
-    let mut seconds_polar = 0.0;
-
-    let (mut u, mut v) = match start {
-        Some(factors) => factors,
-        None => {
-            let r = options
-                .init_rank
-                .min(options.max_rank.unwrap_or(usize::MAX));
-            let mut init = |n: usize| {
-                let mut m = Array2::zeros((n, r));
-                for mut c in m.axis_iter_mut(Axis(1)) {
-                    c.assign(&(polar::normal_vector(&mut rng, n) * 1e-2));
-                }
-                m
-            };
-            (init(rows), init(cols))
-        }
-    };
-    let (mut objective, mut loss) = sweeper.objective(&u, &v)?;
-    let mut history = vec![Record {
-        iteration: 0,
-        outer: 0,
-        rank: u.ncols(),
-        objective,
-        polar_value: None,
-        gap: None,
-    }];
-    let mut iterations: u64 = 0;
-    let mut outer: u64 = 0;
-    let base_inner_tol = (tol * tol).max(1e-15);
-    let mut inner_tol = base_inner_tol;
-    let mut last_polar = f64::INFINITY;
-    let mut last_residual = None;
-    let mut gap = None;
-    let stop;
-    loop {
-        // Exact block steps and equalization at fixed size until F stalls.
-        let clock = Instant::now();
-        if u.ncols() > 0 {
-            let mut stalls = 0;
-            let budget_end = iterations.saturating_add(DESCENT_BUDGET);
-            while iterations < options.max_iter.min(budget_end) && !interrupted() {
-                let (u_new, v_new, f_new, l_new) = sweeper.sweep(&u, &v)?;
-                iterations += 1;
-                if !f_new.is_finite() {
-                    return Err(SolveError::NonFinite(f_new, iterations));
-                }
-                let decrease = objective - f_new;
-                (u, v, objective, loss) = (u_new, v_new, f_new, l_new);
-                history.push(Record {
-                    iteration: iterations,
-                    outer,
-                    rank: u.ncols(),
-                    objective,
-                    polar_value: None,
-                    gap: None,
-                });
-                if iterations.is_multiple_of(10) {
-                    progress(history.last().unwrap_or(&history[0]));
-                }
-                if decrease.abs() <= inner_tol * objective.abs().max(f64::MIN_POSITIVE) {
-                    stalls += 1;
-                    if stalls >= 3 {
-                        break;
-                    }
-                } else {
-                    stalls = 0;
-                }
-            }
-        }
-        seconds_descent += clock.elapsed().as_secs_f64();
-        if interrupted() {
-            stop = Stop::Interrupted;
-            break;
-        }
-
-        // The polar test σ_max(Y − X) ≤ 2κ_c‖X‖_* and the duality gap.
-        let clock = Instant::now();
-        sweeper.state.bind(&[u.clone(), v.clone()])?;
-        sweeper.state.machine.run(Role::Residual)?;
-        let polar = polar::solve(
-            sweeper.state.machine,
-            &[rows, cols],
-            polar_tol,
-            options.seed.wrapping_add(outer),
-            &[],
-        )?;
-        let sigma = polar.value;
-        let nuclear = nuclear_norm(&u, &v);
-        let kappa_c = sweeper.kappa_convex(u.ncols());
-        let threshold = 2.0 * kappa_c * nuclear;
-        last_polar = if nuclear > 0.0 {
-            sigma / nuclear
-        } else {
-            f64::INFINITY
-        };
-        last_residual = polar.residual;
-        let dual = dual_bound(sweeper.state, sigma, kappa_c)?;
-        gap = Some((objective - dual).max(0.0));
-        seconds_polar += clock.elapsed().as_secs_f64();
-        history.push(Record {
-            iteration: iterations,
-            outer,
-            rank: u.ncols(),
-            objective,
-            polar_value: last_polar.is_finite().then_some(last_polar),
-            gap,
-        });
-        progress(history.last().unwrap_or(&history[0]));
-
-        let polar_ok = sigma <= threshold * (1.0 + tol);
-        let gap_ok = gap.is_some_and(|g| g <= tol * objective.abs().max(f64::MIN_POSITIVE));
-        if gap_ok && u.ncols() > 0 {
-            stop = Stop::Optimal;
-            break;
-        }
-        if iterations >= options.max_iter {
-            stop = Stop::IterationLimit;
-            break;
-        }
-        if polar_ok || !adaptive {
-            // Nothing to add (or no growth at a fixed rate): descend further.
-            inner_tol *= 0.01;
-            if inner_tol < 1e-16 {
-                stop = if polar_ok {
-                    Stop::Optimal
-                } else {
-                    Stop::RankLimit
-                };
-                break;
-            }
-            continue;
-        }
-        if options.max_rank.is_some_and(|max| u.ncols() >= max) {
-            stop = Stop::RankLimit;
-            break;
-        }
-        let Some(([p, q], _)) = polar.atoms.first().map(|(a, v)| (a.as_slice(), v)) else {
-            stop = Stop::NoProgress;
-            break;
-        };
-        // Append the top singular pair of Y − X. F need not decrease: with one more column
-        // the old columns' regularizer grows by (r + 1)/r, but the optimum over r + 1 columns
-        // is no worse, and the sweeps that follow reach it.
-        outer += 1;
-        let step = sigma / (1.0 + 2.0 * kappa * (u.ncols() + 1) as f64);
-        u = append(&u, &(p * step.sqrt()));
-        v = append(&v, &(q * step.sqrt()));
-        if let Some((ue, ve)) = linalg::equalize(u.view(), v.view()) {
-            (u, v) = (ue, ve);
-        }
-        (objective, loss) = sweeper.objective(&u, &v)?;
-        inner_tol = base_inner_tol;
-    }
-    let regularizer = objective - loss;
-    let relative_gap = gap.map(|g| g / objective.abs().max(f64::MIN_POSITIVE));
-    let kappa_c = sweeper.kappa_convex(u.ncols());
-    // Splitting every column into two copies scaled by 1/√2 keeps the map; the regularizer
-    // becomes κ·m(2r)·2r·(n/2)²: halved at a fixed rate, unchanged with an adaptive one.
-    let split_objective = if adaptive {
-        objective
-    } else {
-        loss + 0.5 * regularizer
-    };
-    let summary = DropoutSummary {
-        kappa,
-        adaptive,
-        lambda_convex: 2.0 * kappa_c,
-        nuclear_norm: nuclear_norm(&u, &v),
-        equalization_spread: equalization_spread(&u, &v),
-        split_objective,
-    };
-    Ok(Solution {
-        factors: vec![u, v],
-        objective,
-        loss,
-        regularizer,
-        lambda: 2.0 * kappa_c,
-        polar_value: last_polar,
-        lambda_max: f64::INFINITY,
-        gap,
-        relative_gap,
-        polar_residual: last_residual,
-        iterations,
-        outer_iterations: outer,
-        stop,
-        seconds_descent,
-        seconds_polar,
-        history,
-        dropout: Some(summary),
-        polar_note: None,
-    })
+    let ridge = column_norms_sq(other) * (2.0 * kappa_m);
+    ridge_block(from, grad, other, 1.0, &ridge)
 }
 
 /// ‖U Vᵀ‖_* from the r × r core of the product (0 for no columns).
@@ -386,11 +202,11 @@ fn nuclear_norm(u: &Array2<f64>, v: &Array2<f64>) -> f64 {
 /// `max_s D(s)`, `D(s) = −ℓ*(s∇ℓ) − s²σ²/(4κ_c)`: the `Dual` kernel gives `q(s) = −ℓ*(s∇ℓ)`,
 /// a quadratic with `q(0) = 0` for the squared loss, so `q(1)` and `q(2)` determine it.
 /// Needs the `Residual` kernel to have run at the current point.
-fn dual_bound(state: &mut State<'_, '_>, sigma: f64, kappa_c: f64) -> Result<f64, ExecError> {
+fn dual_bound(problem: &mut Problem<'_, '_>, sigma: f64, kappa_c: f64) -> Result<f64, ExecError> {
     let mut q = |s: f64| -> Result<f64, ExecError> {
-        state.machine.set(Slot::DualScale, Value::Scalar(s))?;
-        state.machine.run(Role::Dual)?;
-        state.machine.scalar(Slot::Dual)
+        problem.machine.set(Slot::DualScale, Value::Scalar(s))?;
+        problem.machine.run(Role::Dual)?;
+        problem.machine.scalar(Slot::Dual)
     };
     let (q1, q2) = (q(1.0)?, q(2.0)?);
     let quadratic = 0.5 * (q2 - 2.0 * q1);

@@ -16,8 +16,11 @@ use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use super::{Polar, normal_vector};
+use crate::backend::ExecError;
+use crate::kir::Slot;
 use crate::linalg;
-use crate::polar::normal_vector;
+use crate::machine::Machine;
 
 /// Ascent steps per start at most.
 const MAX_STEPS: usize = 400;
@@ -185,6 +188,50 @@ pub fn deep_relu_polar(
         second: q,
         last: unit_or_first(at.output),
     }
+}
+
+/// The three-layer subnetwork polar (see [`crate::deep_relu_polar`]) on the host from the
+/// input data and the output gradient the `Residual` kernel wrote. Warm starts: the current
+/// subnetworks' first two layers (block 0's columns are row-major `[d, h]` matrices).
+pub(super) fn deep_relu(
+    machine: &mut Machine<'_>,
+    plan: &crate::kir::Plan,
+    hidden: usize,
+    tol: f64,
+    seed: u64,
+    current: &[Array2<f64>],
+) -> Result<Polar, ExecError> {
+    let x = machine.matrix(Slot::Features)?;
+    let z = -machine.matrix(Slot::OutputGrad)?;
+    let d = x.ncols();
+    let warm: Vec<(Array2<f64>, Array1<f64>)> = match current {
+        [first, second, ..] if first.nrows() == d * hidden && second.nrows() == hidden => first
+            .axis_iter(Axis(1))
+            .zip(second.axis_iter(Axis(1)))
+            .filter_map(|(w1, w2)| {
+                let p = w1.to_owned().into_shape_with_order((d, hidden)).ok()?;
+                Some((p, w2.to_owned()))
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let found = deep_relu_polar(
+        x.view(),
+        z.view(),
+        hidden,
+        plan.polar_starts.max(1) as usize,
+        seed,
+        &warm,
+        tol,
+    );
+    let first = Array1::from_iter(found.first.iter().copied());
+    Ok(Polar {
+        value: found.value,
+        atoms: vec![(vec![first, found.second, found.last], found.value)],
+        residual: None,
+        products: 0,
+        heuristic_note: Some("projected gradient ascent (a local method)".into()),
+    })
 }
 
 #[cfg(test)]
