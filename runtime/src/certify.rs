@@ -51,7 +51,7 @@ pub struct Evaluation {
 }
 
 /// Evaluates objective, polar value and (exact polars) duality gap at the factors with the
-/// solver's own certificate ([`solve::certificate`]: the same objective, polar request and
+/// solver's own certificate (`solve/certificate.rs`: the same objective, polar request and
 /// test as the run), and whether they pass at `tol`. The data must be bound; `Setup` is
 /// run here.
 pub fn evaluate(

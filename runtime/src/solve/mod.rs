@@ -11,9 +11,9 @@
 //!     else grow by every atom above λ         growth.rs  (dropout: its top pair)
 //! ```
 //!
-//! The objective is `F = ℓ(Φ(W)) + w Σᵢ Πₖ gₖ(wₖᵢ)` with `w = λ·scale` ([`problem`]; dropout's
-//! regularizer in [`dropout`]). The polar value reported is `sup uᵀZv / scale`, comparable
-//! with λ. Columns are balanced, pruned and merged in [`columns`].
+//! The objective is `F = ℓ(Φ(W)) + w Σᵢ Πₖ gₖ(wₖᵢ)` with `w = λ·scale` (`problem.rs`; dropout's
+//! regularizer in `dropout.rs`). The polar value reported is `sup uᵀZv / scale`, comparable
+//! with λ. Columns are balanced, pruned and merged in `columns.rs`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
