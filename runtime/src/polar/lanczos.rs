@@ -24,6 +24,40 @@ use crate::backend::ExecError;
 use crate::linalg;
 use crate::machine::Machine;
 
+/// A linear operator Z of `rows × cols` known through products with blocks of vectors.
+pub(super) trait Operator {
+    /// Z's rows.
+    fn rows(&self) -> usize;
+    /// Z's columns.
+    fn cols(&self) -> usize;
+    /// `Z X` for `X: [cols, b]`.
+    fn apply(&mut self, x: &Array2<f64>) -> Result<Array2<f64>, ExecError>;
+    /// `Zᵀ Y` for `Y: [rows, b]`.
+    fn apply_t(&mut self, y: &Array2<f64>) -> Result<Array2<f64>, ExecError>;
+}
+
+/// −∇ℓ itself, after the `Residual` kernel: the machine's contraction kernels.
+pub(super) struct Residual<'a, 'm> {
+    pub machine: &'a mut Machine<'m>,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl Operator for Residual<'_, '_> {
+    fn rows(&self) -> usize {
+        self.rows
+    }
+    fn cols(&self) -> usize {
+        self.cols
+    }
+    fn apply(&mut self, x: &Array2<f64>) -> Result<Array2<f64>, ExecError> {
+        self.machine.apply_block(x)
+    }
+    fn apply_t(&mut self, y: &Array2<f64>) -> Result<Array2<f64>, ExecError> {
+        self.machine.apply_t_block(y)
+    }
+}
+
 /// The block width when the caller gives no hint.
 const DEFAULT_BLOCK: usize = 8;
 
@@ -94,14 +128,16 @@ fn combine(
     if l > 0.0 { x / l } else { x }
 }
 
-/// The top singular value of Z (after `Residual`) and its pairs above `request.above`.
+/// The top singular value of Z and its pairs above `request.above`. With `settle_below > 0`
+/// it also stops as soon as the top pair's upper end `θ₁ + ‖r₁‖` is at most that (the caller
+/// needs only a bound there; no atom is above it then).
 pub(super) fn lanczos(
-    machine: &mut Machine<'_>,
-    rows: usize,
-    cols: usize,
+    op: &mut dyn Operator,
     request: &Request,
     rng: &mut ChaCha8Rng,
+    settle_below: f64,
 ) -> Result<Polar, ExecError> {
+    let (rows, cols) = (op.rows(), op.cols());
     let kmax = rows.min(cols);
     let empty = Polar {
         value: 0.0,
@@ -139,13 +175,13 @@ pub(super) fn lanczos(
         // The last block stops at the smaller dimension.
         let width = b.min(kmax - from).min(rights.len() - from);
         let block_right = columns(&rights[..from + width], from, cols);
-        let images = machine.apply_block(&block_right)?;
+        let images = op.apply(&block_right)?;
         products += block_right.ncols();
         scale = scale.max(images.iter().fold(0.0, |m: f64, x| m.max(x.abs())));
         let floor = f64::EPSILON * scale * (rows as f64).sqrt();
         t_columns.extend(extend_basis(&mut lefts, &images, floor, rng));
         let block_left = columns(&lefts, from, rows);
-        let back = machine.apply_t_block(&block_left)?;
+        let back = op.apply_t(&block_left)?;
         products += block_left.ncols();
         let before = rights.len();
         let coefficients = extend_basis(&mut rights, &back, floor, rng);
@@ -193,7 +229,8 @@ pub(super) fn lanczos(
         // spectrum too flat): the pairs found are still the best directions in it.
         let capped = size >= 3 * (above + b) + 128;
         let reaches_past = above >= wanted || above + b <= size;
-        if full || capped || (converged && reaches_past) {
+        let settled = settle_below > 0.0 && top + residual(0) <= settle_below;
+        if full || capped || settled || (converged && reaches_past) {
             let count = needed.min(theta.len());
             let atoms = (0..count)
                 .filter(|&i| theta[i] > 0.0)

@@ -6,7 +6,9 @@
 //! all the columns the polar certifies at once.
 //!
 //! - `lanczos`: σ_max(Z) and the singular pairs above the threshold by block
-//!   Golub–Kahan–Lanczos with full reorthogonalization (exact, ℓ2 · ℓ2);
+//!   Golub–Kahan–Lanczos with full reorthogonalization (exact, ℓ2 · ℓ2); `deflated` runs it
+//!   on Z without the current factors' spans, where an optimum's residual has its cluster of
+//!   singular values at λ, and bounds σ_max(Z) from the pieces (a second-order bound);
 //! - `extreme`: the ℓ1 closed forms (one ball's extreme points are the signed unit vectors,
 //!   so the sup is a max over Z's rows or columns of the other gauge's dual; exact);
 //! - `alternating`: alternating linear maximization over each ball from seeded starts
@@ -24,6 +26,7 @@ use crate::machine::Machine;
 
 mod alternating;
 pub mod deep_relu;
+mod deflated;
 mod extreme;
 mod lanczos;
 pub mod relu;
@@ -108,7 +111,19 @@ pub fn solve(
     let rows = heights.first().copied().unwrap_or(0);
     let cols = heights.get(1).copied().unwrap_or(0);
     match plan.polar {
-        PolarSolver::TopSingular => lanczos::lanczos(machine, rows, cols, request, &mut rng),
+        PolarSolver::TopSingular => match deflated::spans(current) {
+            Some(spans) => deflated::deflated(machine, rows, cols, &spans, request, &mut rng),
+            None => lanczos::lanczos(
+                &mut lanczos::Residual {
+                    machine,
+                    rows,
+                    cols,
+                },
+                request,
+                &mut rng,
+                0.0,
+            ),
+        },
         PolarSolver::MaxAbsEntry
         | PolarSolver::MaxPositiveEntry
         | PolarSolver::MaxRowNorm
