@@ -75,6 +75,11 @@ impl<'a> Machine<'a> {
         self.set(slot, Value::Matrix(value))
     }
 
+    /// A buffer's value by id (the data a host-side step reads, e.g. observed entries).
+    pub fn read_buffer(&self, id: crate::kir::BufId) -> Result<Value, ExecError> {
+        self.backend.get(id)
+    }
+
     fn get(&self, slot: Slot) -> Result<Value, ExecError> {
         let id = self
             .plan()

@@ -18,6 +18,10 @@
 //!   extrapolation with restart when F increases) with balancing, pruning and merging of
 //!   columns every [`TIDY_EVERY`] iterations.
 //! - [`LocalStep::Dropout`]: exact block minimization and equalization ([`super::dropout`]).
+//! - [`LocalStep::ObservedNewton`], the nuclear norm with a squared loss on observed
+//!   entries (matrix completion): truncated Newton on the smooth `G(U, V)` of
+//!   [`super::observed`], with a span sweep before each step and after the last; the span
+//!   step's contraction tends to 1 as fewer entries are observed, Newton's does not.
 //!
 //! The exact steps stop when the iterates are stationary, not only when F stalls (F's
 //! decrease reaches f64 rounding long before a duality gap of 1e-10 closes): the relative
@@ -28,6 +32,7 @@ use ndarray::{Array1, Array2, Axis, s};
 
 use super::columns::balance_and_prune;
 use super::dropout;
+use super::observed;
 use super::problem::{Factors, ObjectiveAndLoss, Problem, column_products, rank};
 use super::{Progress, Record, SolveError};
 use crate::backend::ExecError;
@@ -46,6 +51,9 @@ const CRAWL_WINDOW: u32 = 100;
 pub(crate) enum LocalStep {
     /// Alternating exact minimization over each side's span (nuclear-norm matrix models).
     NuclearSpan,
+    /// Truncated Newton on the factored problem, then one span sweep (matrix completion:
+    /// the nuclear norm with a squared loss on observed entries, see [`super::observed`]).
+    ObservedNewton,
     /// Accelerated alternating proximal gradient.
     ProxGradient,
     /// Dropout's exact blocks and equalization.
@@ -62,6 +70,11 @@ impl LocalStep {
     pub fn for_problem(problem: &Problem<'_, '_>) -> LocalStep {
         match problem.plan.regularization {
             Regularization::Dropout { kappa, adaptive } => LocalStep::Dropout { kappa, adaptive },
+            Regularization::ProductOfGauges
+                if problem.is_nuclear_matrix() && problem.observed.is_some() =>
+            {
+                LocalStep::ObservedNewton
+            }
             Regularization::ProductOfGauges if problem.is_nuclear_matrix() => {
                 LocalStep::NuclearSpan
             }
@@ -80,6 +93,8 @@ pub(crate) struct Limits<'a> {
     pub stall_tol: f64,
     /// The iterates are stationary when the relative step is at most this.
     pub step_tol: f64,
+    /// Newton descent's early stop: ‖∇G‖ fallen by this factor (0: off).
+    pub gradient_drop: f64,
     /// The crawl test's share (see [`descend`]).
     pub crawl_tol: f64,
     /// Set to stop (Ctrl-C).
@@ -126,7 +141,7 @@ pub(crate) struct Recorder<'h, 'p> {
 }
 
 impl Recorder<'_, '_> {
-    fn record(&mut self, iteration: u64, point: &Point) {
+    pub(crate) fn record(&mut self, iteration: u64, point: &Point) {
         let record = Record {
             iteration,
             outer: self.outer,
@@ -162,6 +177,25 @@ pub(crate) fn descend(
         LocalStep::NuclearSpan => exact_descent(
             problem, point, iterations, budget_end, limits, recorder, span_sweep,
         ),
+        LocalStep::ObservedNewton => {
+            let Some(data) = problem.observed.take() else {
+                return exact_descent(
+                    problem, point, iterations, budget_end, limits, recorder, span_sweep,
+                );
+            };
+            let result = observed::newton_descent(
+                problem,
+                &data,
+                point,
+                iterations,
+                budget_end,
+                limits,
+                recorder,
+                |problem, point| Ok(span_sweep(problem, point)?.0),
+            );
+            problem.observed = Some(data);
+            result
+        }
         LocalStep::Dropout { kappa, adaptive } => exact_descent(
             problem,
             point,

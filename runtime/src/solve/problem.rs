@@ -6,6 +6,7 @@
 use ndarray::{Array1, Array2, Axis};
 
 use super::dropout;
+use super::observed::ObservedSquared;
 use crate::backend::ExecError;
 use crate::kir::{GaugeAtom, Lipschitz, Plan, Regularization, Role, Slot};
 use crate::linalg;
@@ -32,6 +33,9 @@ pub(crate) struct Problem<'m, 'p> {
     pub input_norm_sq: f64,
     /// Per block, the L of its last accepted backtracking step.
     pub accepted_lipschitz: Vec<Option<f64>>,
+    /// A host copy of the observed entries when the model is matrix completion (a nuclear
+    /// norm and a squared loss on them): the truncated Newton step of [`super::observed`].
+    pub observed: Option<ObservedSquared>,
 }
 
 impl<'m, 'p> Problem<'m, 'p> {
@@ -45,8 +49,12 @@ impl<'m, 'p> Problem<'m, 'p> {
             plan,
             input_norm_sq: 0.0,
             accepted_lipschitz: vec![None; blocks],
+            observed: None,
         };
         problem.machine.run(Role::Setup)?;
+        if problem.is_nuclear_matrix() {
+            problem.observed = ObservedSquared::from_problem(&mut problem)?;
+        }
         if problem
             .plan
             .lipschitz
