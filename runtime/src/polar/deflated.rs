@@ -46,20 +46,6 @@ pub(super) struct Spans {
 /// only leaves its singular value to the complement's Lanczos (slower, still a bound).
 const SPAN_RANK_TOL: f64 = 1e-9;
 
-/// `a = P diag(s) Wᵀ` with the columns of singular value above 1e-13 of the largest.
-fn factor_svd(a: &Array2<f64>) -> Option<(Array2<f64>, Array1<f64>, Array2<f64>)> {
-    let (p, s, w) = linalg::thin_svd(a.view())?;
-    let top = s.first().copied().unwrap_or(0.0);
-    let k = s.iter().take_while(|&&x| x > 1e-13 * top).count();
-    (k > 0).then(|| {
-        (
-            p.slice(s![.., ..k]).to_owned(),
-            s.slice(s![..k]).to_owned(),
-            w.slice(s![.., ..k]).to_owned(),
-        )
-    })
-}
-
 /// The singular subspaces of X = U Vᵀ for factors `U [m, r]`, `V [n, r]` with r > 0;
 /// `None` otherwise. Per-factor spans would not do: with more columns than X's rank (a
 /// fixed-size model) span(U) holds directions where X vanishes.
@@ -68,22 +54,15 @@ pub(super) fn spans(current: &[Array2<f64>]) -> Option<Spans> {
     if u.ncols() == 0 {
         return None;
     }
-    // X = Pu diag(su) Wuᵀ Wv diag(sv) Pvᵀ: the SVD of the small core gives X's.
-    let (pu, su, wu) = factor_svd(u)?;
-    let (pv, sv, wv) = factor_svd(v)?;
-    let mut core = linalg::gemm(wu.view(), true, wv.view(), false, 1.0);
-    for ((i, j), x) in core.indexed_iter_mut() {
-        *x *= su[i] * sv[j];
-    }
-    let (a, sigma, b) = linalg::thin_svd(core.view())?;
+    let (left, sigma, right) = linalg::product_svd(u.view(), v.view())?;
     let top = sigma.first().copied().unwrap_or(0.0);
     let k = sigma
         .iter()
         .take_while(|&&x| x > SPAN_RANK_TOL * top)
         .count();
     (k > 0).then(|| Spans {
-        left: pu.dot(&a.slice(s![.., ..k])),
-        right: pv.dot(&b.slice(s![.., ..k])),
+        left: left.slice(s![.., ..k]).to_owned(),
+        right: right.slice(s![.., ..k]).to_owned(),
     })
 }
 
